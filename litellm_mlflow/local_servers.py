@@ -1,0 +1,202 @@
+"""Local stand-ins for the AWS side: a real MLflow server (sqlite) and a moto SQS endpoint, on 127.0.0.1 only.
+
+Used by `litellm-mlflow demo`, the test fixtures and the benchmarks, so all three exercise the same servers.
+Every process started here is killed with its whole process group on `stop()` and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+_LIVE_PROCESSES: set[subprocess.Popen] = set()
+
+
+class ServerStartError(RuntimeError):
+    """A local server did not come up in time; the message carries the tail of its log."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    """Poll `url` until it answers 2xx, the process dies, or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServerStartError(f"{url}: process exited with {proc.returncode}.{_log_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if 200 <= response.status < 300:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            last_error = str(exc)
+        time.sleep(0.1)
+    raise ServerStartError(f"{url} not ready after {timeout:.0f}s ({last_error}).{_log_tail(log)}")
+
+
+def _log_tail(log: Path | None, lines: int = 30) -> str:
+    if log is None or not log.exists():
+        return ""
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return "\n--- last log lines ---\n" + "\n".join(tail)
+
+
+def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """Start a process in its own group, output to `log`, registered for cleanup at exit."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _LIVE_PROCESSES.add(proc)
+    return proc
+
+
+def kill(proc: subprocess.Popen | None, timeout: float = 10.0, hard: bool = False) -> None:
+    """Stop a spawned process and its children; SIGKILL at once when `hard`, else after `timeout`."""
+    if proc is None:
+        return
+    _LIVE_PROCESSES.discard(proc)
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for proc in list(_LIVE_PROCESSES):
+        kill(proc, timeout=5)
+
+
+def offline_env() -> dict[str, str]:
+    """Environment that keeps MLflow and LiteLLM from reaching for the internet."""
+    return {
+        "MLFLOW_MODEL_CATALOG_URI": "",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 with a sqlite store and artifacts on disk.
+
+    `stop()` then `start()` keeps the same port and data, so tests can take MLflow down mid-run.
+    """
+
+    def __init__(self, workdir: Path, port: int | None = None, workers: int = 2) -> None:
+        self.workdir = Path(workdir)
+        self.port = port or free_port()
+        self.workers = workers
+        self.proc: subprocess.Popen | None = None
+        self.log = self.workdir / "mlflow-server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> MlflowServer:
+        if port_in_use(self.port):
+            raise ServerStartError(f"port {self.port} on {LOOPBACK} is already in use; pick another with --port")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", LOOPBACK,
+            "--port", str(self.port),
+            "--workers", str(self.workers),
+            "--backend-store-uri", f"sqlite:///{self.workdir / 'mlflow.db'}",
+            "--artifacts-destination", str(self.workdir / "artifacts"),
+        ]  # fmt: skip
+        self.proc = spawn(cmd, self.log, env=offline_env())
+        wait_http_ok(f"{self.url}/health", timeout, self.proc, self.log)
+        return self
+
+    def stop(self, hard: bool = False) -> None:
+        kill(self.proc, hard=hard)
+        self.proc = None
+        deadline = time.monotonic() + 15
+        while port_in_use(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def restart(self, timeout: float = 120.0) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def __enter__(self) -> MlflowServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class SqsServer:
+    """moto's SQS on 127.0.0.1 in this process (`ThreadedMotoServer`).
+
+    Queue contents live in moto's in-process backend, so `stop()` / `start()` simulates an outage
+    without losing what was already accepted.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> SqsServer:
+        from moto.server import ThreadedMotoServer
+
+        if port_in_use(self.port):
+            raise ServerStartError(f"port {self.port} on {LOOPBACK} is already in use; pick another with --port")
+        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
+        self._server.start()
+        wait_http_ok(f"{self.url}/moto-api/data.json", timeout)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> SqsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

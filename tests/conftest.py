@@ -1,0 +1,95 @@
+"""Shared fixtures: a real MLflow server and a moto SQS endpoint on 127.0.0.1, fake AWS credentials, no internet."""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports litellm or mlflow: no cost-map download, no model-catalog lookup, fake AWS identity.
+os.environ.update(
+    {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "MLFLOW_MODEL_CATALOG_URI": "",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+
+from litellm_mlflow.local_servers import MlflowServer, SqsServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real `mlflow server` (sqlite) for the session; tests use their own experiments."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqs_server() -> Iterator[SqsServer]:
+    server = SqsServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Queue:
+    url: str
+    dlq_url: str
+    endpoint: str
+    client: object
+
+    def receive_all(self, queue_url: str | None = None, max_empty_polls: int = 2) -> list[dict]:
+        """Drain the queue (messages stay invisible afterwards, i.e. consumed)."""
+        out: list[dict] = []
+        empty = 0
+        while empty < max_empty_polls:
+            resp = self.client.receive_message(
+                QueueUrl=queue_url or self.url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
+            batch = resp.get("Messages", [])
+            if not batch:
+                empty += 1
+                continue
+            empty = 0
+            out.extend(batch)
+        return out
+
+
+@pytest.fixture
+def sqs_queue(sqs_server: SqsServer, monkeypatch: pytest.MonkeyPatch) -> Queue:
+    """A fresh queue (and its DLQ after 3 receives) on the local SQS; the callback's env points at it."""
+    client = boto3.client("sqs", endpoint_url=sqs_server.url, region_name="us-east-1")
+    name = f"q-{uuid.uuid4().hex[:12]}"
+    dlq_url = client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = client.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": "30",
+            "MaximumMessageSize": "1048576",
+            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}',
+        },
+    )["QueueUrl"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", sqs_server.url)
+    monkeypatch.setenv("LITELLM_MLFLOW_QUEUE_URL", url)
+    return Queue(url=url, dlq_url=dlq_url, endpoint=sqs_server.url, client=client)
