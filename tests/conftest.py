@@ -20,14 +20,14 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
-import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-import boto3  # noqa: E402
-import pytest  # noqa: E402
+import boto3
+import pytest
 
-from litellm_mlflow.local_servers import MlflowServer, SqsServer  # noqa: E402
+from litellm_mlflow.local_servers import MlflowServer, SqsServer
 
 
 @pytest.fixture(scope="session")
