@@ -42,15 +42,17 @@ DROPPED_METADATA_KEYS = frozenset({"usage_object", "user_api_key_auth_metadata"}
 DROPPED_HIDDEN_PARAM_KEYS = frozenset({"usage_object", "additional_headers"})
 CONTENT_KEYS = ("messages", "response")
 
-_SECRET_KEY_NAME = re.compile(
-    r"(authorization|api[-_]?key|secret|password|passwd|token|cookie|credential|x-amz-security|private[-_]?key)",
-    re.IGNORECASE,
-)
-# Key names that contain a secret-looking word but carry non-secret counts or hashes.
-_NOT_SECRET_KEY_NAMES = frozenset(
-    {"user_api_key_hash", "user_api_key_alias", "total_tokens", "prompt_tokens", "completion_tokens",
-     "max_tokens", "max_completion_tokens", "tokens", "token_count", "cache_key"}
+# Key names are split into words ("x-api-key", "apiKey", "user_api_key_hash" -> words) and judged by their words, so
+# "user_api_key_user_id", "prompt_tokens_details" or "cache_key" stay while "api_key", "Authorization",
+# "x-litellm-api-key" or "aws_session_token" go.
+_KEY_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SECRET_WORDS = frozenset(
+    {"authorization", "password", "passwd", "passphrase", "secret", "cookie", "credential", "credentials",
+     "apikey", "privatekey"}
 )  # fmt: skip
+_SECRET_LAST_WORDS = frozenset({"token", "jwt"})
+_KEY_QUALIFIERS = frozenset({"api", "access", "secret", "private", "signing", "encryption", "master", "subscription"})
 _SECRET_VALUE = re.compile(
     r"(?:\bBearer\s+[A-Za-z0-9._~+/=-]{8,}"
     r"|\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}"
@@ -153,7 +155,7 @@ def redact(value: Any) -> Any:
         out = {}
         for key, item in value.items():
             key_text = str(key)
-            if item is not None and _is_secret_key(key_text):
+            if isinstance(item, (str, bytes, Mapping, list, tuple)) and _is_secret_key(key_text):
                 out[key_text] = REDACTED
             else:
                 out[key_text] = redact(item)
@@ -166,7 +168,13 @@ def redact(value: Any) -> Any:
 
 
 def _is_secret_key(name: str) -> bool:
-    return name.lower() not in _NOT_SECRET_KEY_NAMES and _SECRET_KEY_NAME.search(name) is not None
+    """True for names of credentials; counts, hashes, aliases and ids that merely mention a key or token are kept."""
+    words = [word for word in _KEY_WORD_SPLIT.split(_CAMEL_BOUNDARY.sub("_", name).lower()) if word]
+    if not words:
+        return False
+    if any(word in _SECRET_WORDS for word in words) or words[-1] in _SECRET_LAST_WORDS:
+        return True
+    return words[-1] == "key" and len(words) > 1 and words[-2] in _KEY_QUALIFIERS
 
 
 def _might_hold_secret(text: str) -> bool:
