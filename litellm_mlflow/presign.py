@@ -248,12 +248,17 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rpartition("@")[2]
     if "@" in parts.netloc:
         netloc = f"{REDACTED}@{netloc}"
-    names = [name for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
-    query = "&".join(f"{name}={REDACTED}" for name in names)
-    if parts.query and not names:
-        query = REDACTED
+    query = "&".join(_redact_query_field(field) for field in parts.query.split("&")) if parts.query else ""
     fragment = REDACTED if parts.fragment else ""
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def _redact_query_field(field: str) -> str:
+    """`name=<redacted>` for a short plain name; a bare value or an odd name could be the secret itself."""
+    name, has_value, _ = field.partition("=")
+    if has_value and re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name):
+        return f"{name}={REDACTED}"
+    return REDACTED
 
 
 def _presign_action(target: MlflowTarget) -> str:
