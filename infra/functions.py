@@ -1,0 +1,159 @@
+"""The two Lambda functions: the queue consumer and the presigned-URL function behind a function URL.
+
+Each gets its own role with no AWS-managed policy: only write access to its own log group plus the grants the
+stack adds, so every permission it holds is visible in this app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.nag import acknowledge
+from infra.settings import StackSettings
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+METRICS_NAMESPACE = "LitellmMlflow"
+CONSUMER_SERVICE = "litellm-mlflow-consumer"
+PRESIGN_SERVICE = "litellm-mlflow-presign"
+RETENTION_BY_DAYS = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    try:
+        return RETENTION_BY_DAYS[days]
+    except KeyError:
+        raise ValueError(f"context log_retention_days={days} must be one of {sorted(RETENTION_BY_DAYS)}") from None
+
+
+def _python_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    source_dir: str,
+    layer: lambda_.ILayerVersion,
+    settings: StackSettings,
+    timeout: Duration,
+    memory_mb: int,
+    environment: dict[str, str],
+    description: str,
+) -> lambda_.Function:
+    log_group = logs.LogGroup(
+        scope,
+        f"{construct_id}Logs",
+        retention=_retention(settings.log_retention_days),
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    role = iam.Role(
+        scope,
+        f"{construct_id}Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=f"{description}: its own log group plus the grants named in the stack.",
+    )
+    log_group.grant_write(role)
+    function = lambda_.Function(
+        scope,
+        construct_id,
+        description=description,
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
+        handler="handler.handler",
+        code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / source_dir), exclude=["__pycache__", "*.pyc"]),
+        layers=[layer],
+        role=role,
+        log_group=log_group,
+        timeout=timeout,
+        memory_size=memory_mb,
+        environment=environment,
+    )
+    acknowledge(
+        function,
+        "AwsSolutions-L1",
+        "Pinned to python3.13 on purpose: the layer is built from cp313 wheels (pip --python-version 3.13) and "
+        "the handlers are tested on 3.13; a newer runtime is an upgrade of the layer lock, not a drift.",
+    )
+    return function
+
+
+@dataclass
+class Functions:
+    consumer: lambda_.Function
+    presign: lambda_.Function
+    function_url: lambda_.FunctionUrl
+
+
+def build_functions(
+    scope: Construct,
+    *,
+    settings: StackSettings,
+    layer: lambda_.ILayerVersion,
+    queue: sqs.IQueue,
+    mlflow_arn: str,
+) -> Functions:
+    consumer = _python_function(
+        scope,
+        "Consumer",
+        source_dir="consumer",
+        layer=layer,
+        settings=settings,
+        timeout=Duration.seconds(settings.consumer_timeout_seconds),
+        memory_mb=settings.consumer_memory_mb,
+        description="litellm-mlflow consumer: SQS batches of LiteLLM call events into MLflow",
+        environment={
+            "MLFLOW_TRACKING_URI": mlflow_arn,
+            "MLFLOW_EXPERIMENT_NAME": settings.experiment_name,
+            "POWERTOOLS_SERVICE_NAME": CONSUMER_SERVICE,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            # No internet catalog lookups from Lambda: a priced write would otherwise stall on a timeout.
+            "MLFLOW_MODEL_CATALOG_URI": "",
+        },
+    )
+    consumer.add_event_source(
+        event_sources.SqsEventSource(
+            queue,
+            batch_size=settings.batch_size,
+            max_batching_window=Duration.seconds(settings.batching_window_seconds),
+            report_batch_item_failures=True,
+            max_concurrency=settings.max_concurrency,
+        )
+    )
+    presign = _python_function(
+        scope,
+        "Presign",
+        source_dir="presign",
+        layer=layer,
+        settings=settings,
+        timeout=Duration.seconds(15),
+        memory_mb=256,
+        description="litellm-mlflow presign: redirects an IAM-signed caller to a presigned MLflow UI URL",
+        environment={
+            "MLFLOW_TRACKING_URI": mlflow_arn,
+            "LITELLM_MLFLOW_URL_EXPIRES_SECONDS": str(settings.url_expires_seconds),
+            "LITELLM_MLFLOW_SESSION_SECONDS": str(settings.session_seconds),
+            "POWERTOOLS_SERVICE_NAME": PRESIGN_SERVICE,
+        },
+    )
+    function_url = presign.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+    return Functions(consumer=consumer, presign=presign, function_url=function_url)

@@ -1,0 +1,77 @@
+"""The whole deployment in one stack: MLflow target, queue, consumer, presign URL, alarms, outputs.
+
+Output keys are an interface: the `litellm-mlflow` CLI reads them by name, so they never change.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.alarms import build_alarms
+from infra.functions import ARCHITECTURE, RUNTIME, build_functions
+from infra.ingest_queue import IngestQueue
+from infra.layer_bundling import PipLayerBundler, layer_code
+from infra.mlflow_target import MlflowTarget
+from infra.settings import StackSettings
+
+CALLBACK_SETTING = "litellm_mlflow.callback.sqs_logger"
+
+
+class LitellmMlflowStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        layer_bundler: PipLayerBundler,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+        self.mlflow = MlflowTarget(self, "Mlflow", settings=settings)
+        self.ingest = IngestQueue(self, "Ingest", settings=settings)
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Layer",
+            code=layer_code(layer_bundler),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="litellm_mlflow + mlflow-skinny + sagemaker-mlflow + aws-lambda-powertools (pinned)",
+        )
+        self.functions = build_functions(
+            self, settings=settings, layer=self.layer, queue=self.ingest.queue, mlflow_arn=self.mlflow.arn
+        )
+        self.mlflow.grant_logging(self.functions.consumer.role)
+        self.mlflow.grant_presign(self.functions.presign.role)
+        self.alarms = build_alarms(
+            self,
+            queue=self.ingest.queue,
+            dead_letter_queue=self.ingest.dead_letter_queue,
+            consumer=self.functions.consumer,
+            oldest_message_alarm_seconds=settings.oldest_message_alarm_seconds,
+        )
+        self._outputs()
+
+    def _outputs(self) -> None:
+        queue_url = self.ingest.queue.queue_url
+        outputs = {
+            "QueueUrl": (queue_url, "Where the LiteLLM callback publishes (LITELLM_MLFLOW_QUEUE_URL)"),
+            "DeadLetterQueueUrl": (self.ingest.dead_letter_queue.queue_url, "Events that failed every retry"),
+            "FunctionUrl": (self.functions.function_url.url, "Open (SigV4-signed) for a logged-in MLflow UI"),
+            "MlflowArn": (self.mlflow.arn, "MLFLOW_TRACKING_URI for sagemaker-mlflow clients"),
+            "MlflowKind": (self.mlflow.kind.value, "app | tracking-server"),
+            "ArtifactBucket": (self.mlflow.bucket_name or "none", "The MLflow artifact store ('none' if unknown)"),
+            "PublisherPolicyArn": (
+                self.ingest.publisher_policy.managed_policy_arn,
+                "Attach to the LiteLLM proxy's role: sqs:SendMessage on the queue only",
+            ),
+            "LitellmConfig": (
+                f"litellm_settings:\n  callbacks: {CALLBACK_SETTING}\nexport LITELLM_MLFLOW_QUEUE_URL={queue_url}",
+                "Paste the first two lines into the litellm config, run the export line in its environment",
+            ),
+        }
+        for key, (value, description) in outputs.items():
+            CfnOutput(self, key, value=value, description=description)
