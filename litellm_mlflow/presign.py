@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from litellm_mlflow.mlflow_target import InvalidTrackingUri, MlflowTarget, TargetKind, parse_tracking_uri
 
@@ -199,6 +199,8 @@ def presign_url(
             )
     except ClientError as exc:
         raise _presign_error(exc, target, sagemaker) from None
+    except NoCredentialsError:
+        raise  # the caller's to explain (the CLI has its own exit code for it)
     except BotoCoreError as exc:
         raise MlflowApiError(502, "sagemaker_unreachable", f"could not reach SageMaker: {exc}") from None
     return PresignedUrl(response["AuthorizedUrl"], target.kind, expires, session)
@@ -238,6 +240,8 @@ def describe_mlflow(target: MlflowTarget, sagemaker: Any) -> MlflowDescription:
         )
     except ClientError as exc:
         raise _common_error(exc, target, action=_describe_action(target)) from None
+    except NoCredentialsError:
+        raise
     except BotoCoreError as exc:
         raise MlflowApiError(502, "sagemaker_unreachable", f"could not reach SageMaker: {exc}") from None
 
