@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,9 +98,17 @@ class SqsEventLogger(CustomLogger):
     so a host can drain on its own shutdown; at interpreter exit this happens automatically.
     """
 
-    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        client_factory: Callable[[str], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`client_factory(queue_url)` replaces the default boto3 client (custom sessions, tests' fault hooks)."""
         super().__init__(**kwargs)
         self._settings = settings
+        self._client_factory = client_factory
         self._sender: SqsBatchSender | None = None
         self._start_lock = threading.Lock()
         self.missing_payload = 0
@@ -162,6 +170,7 @@ class SqsEventLogger(CustomLogger):
                     ),
                     buffer_size=settings.buffer_size,
                     linger_s=settings.linger_ms / 1000.0,
+                    client_factory=self._client_factory,
                 )
             return self._sender
 
