@@ -120,7 +120,7 @@ class MlflowServer:
     `stop()` then `start()` keeps the same port and data, so tests can take MLflow down mid-run.
     """
 
-    def __init__(self, workdir: Path, port: int | None = None, workers: int = 2) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, workers: int = 1) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.workers = workers
