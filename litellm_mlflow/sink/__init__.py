@@ -1,0 +1,7 @@
+"""The MLflow sink: LLM call events -> one trace per call plus per-model runs and metrics, in bulk, with per-event
+failures so nothing is acknowledged before it is stored. Entry point: `MlflowSink.from_env().write(events, deadline)`.
+"""
+
+from litellm_mlflow.sink.writer import MlflowSink, SinkConfigError, SinkSettings, WriteResult
+
+__all__ = ["MlflowSink", "SinkConfigError", "SinkSettings", "WriteResult"]

@@ -1,0 +1,200 @@
+"""`MlflowSink`: decoded events in, per-event outcome out. The one entry point the consumer Lambda calls.
+
+Order per batch: traces first (bulk), then metrics for the calls whose trace is stored. A call counts as written only
+when both are known stored; everything else is returned as a failure with a reason, so the handler can hand exactly
+those records back to SQS. Setup (experiment, server version, model runs) happens on first use, not on import, and
+is retried on the next batch if MLflow is unreachable at cold start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from litellm_mlflow.events import LLMCallEvent
+from litellm_mlflow.sink.server_caps import ServerCapabilities, TraceWriteMode, detect
+from litellm_mlflow.sink.trace_builder import BuiltTrace, build_trace
+from litellm_mlflow.sink.transport import ServerUnavailable, Transport
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXPERIMENT_NAME = "litellm-monitoring"
+# MLflow's client retries for minutes by default; a Lambda has seconds, and SQS redelivers anyway.
+_CLIENT_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    # No model-catalog download for pricing: LiteLLM already priced the call.
+    "MLFLOW_MODEL_CATALOG_URI": "",
+}
+
+
+class SinkConfigError(ValueError):
+    """The sink's configuration (environment) is unusable; the message names the variable."""
+
+
+@dataclass
+class WriteResult:
+    """Outcome of one `write`: indexes into the events given, failed ones with a reason."""
+
+    total: int
+    failed: dict[int, str] = field(default_factory=dict)
+    trace_requests: int = 0
+    metric_requests: int = 0
+
+    @property
+    def written(self) -> int:
+        return self.total - len(self.failed)
+
+
+@dataclass
+class SinkSettings:
+    tracking_uri: str
+    experiment_name: str = DEFAULT_EXPERIMENT_NAME
+    trace_mode: TraceWriteMode | None = None
+    safety_margin_s: float = 2.0
+    max_traces_per_request: int = 200
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> SinkSettings:
+        env = os.environ if environ is None else environ
+        uri = (env.get("MLFLOW_TRACKING_URI") or "").strip()
+        if not uri:
+            raise SinkConfigError("MLFLOW_TRACKING_URI is not set: give an http(s) MLflow URL or a SageMaker ARN")
+        from litellm_mlflow.mlflow_target import InvalidTrackingUri, parse_tracking_uri
+
+        try:
+            parse_tracking_uri(uri)
+        except InvalidTrackingUri as exc:
+            raise SinkConfigError(str(exc)) from exc
+        mode = (env.get("LITELLM_MLFLOW_TRACE_WRITER") or "auto").strip().lower()
+        if mode not in ("auto", *TraceWriteMode):
+            raise SinkConfigError(f"LITELLM_MLFLOW_TRACE_WRITER must be auto, otlp or sdk, not {mode!r}")
+        return cls(
+            tracking_uri=uri,
+            experiment_name=(env.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT_NAME).strip(),
+            trace_mode=None if mode == "auto" else TraceWriteMode(mode),
+        )
+
+
+class MlflowSink:
+    """Writes LLM call events to one MLflow experiment as traces plus per-model metrics."""
+
+    def __init__(self, settings: SinkSettings) -> None:
+        self.settings = settings
+        self.experiment_id: str | None = None
+        self.capabilities: ServerCapabilities | None = None
+        self._trace_writer = None
+        self._metrics_writer = None
+
+    @classmethod
+    def from_env(cls) -> MlflowSink:
+        for name, value in _CLIENT_HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        return cls(SinkSettings.from_env())
+
+    # ------------------------------------------------------------------------------------------ setup
+
+    def ensure_ready(self, deadline: float | None = None) -> None:
+        """Resolve the experiment (created if missing), the server's trace path and the model-run cache."""
+        if self._metrics_writer is not None:
+            return
+        import mlflow
+        from mlflow.tracing.client import TracingClient
+        from mlflow.tracking import MlflowClient
+
+        from litellm_mlflow.sink.metrics import MetricsWriter, ModelRuns
+        from litellm_mlflow.sink.otlp_writer import OtlpTraceWriter
+        from litellm_mlflow.sink.sdk_writer import SdkTraceWriter
+
+        # The sagemaker-mlflow plugin reads the ARN (for signing and routing) from the global tracking URI.
+        mlflow.set_tracking_uri(self.settings.tracking_uri)
+        transport = Transport.for_tracking_uri(self.settings.tracking_uri)
+        capabilities = detect(transport, self.settings.trace_mode, deadline)
+        client = MlflowClient(self.settings.tracking_uri)
+        experiment_id = resolve_experiment(client, self.settings.experiment_name)
+        if capabilities.mode is TraceWriteMode.OTLP:
+            trace_writer = OtlpTraceWriter(transport, max_traces_per_request=self.settings.max_traces_per_request)
+        else:
+            trace_writer = SdkTraceWriter(TracingClient(self.settings.tracking_uri), capabilities.supports_log_spans)
+        runs = ModelRuns(client, experiment_id)
+        runs.load()
+        self.experiment_id, self.capabilities = experiment_id, capabilities
+        self._trace_writer, self._metrics_writer = trace_writer, MetricsWriter(runs)
+        logger.info("MLflow sink ready: %s, experiment %s", capabilities.describe(), experiment_id)
+
+    # ------------------------------------------------------------------------------------------ writing
+
+    def write(self, events: Sequence[LLMCallEvent], deadline: float | None = None) -> WriteResult:
+        """Write all events; `deadline` (time.monotonic()) is when to stop starting new requests."""
+        result = WriteResult(total=len(events))
+        if not events:
+            return result
+        try:
+            self.ensure_ready(deadline)
+        except Exception as exc:
+            reason = f"MLflow not reachable or not usable at setup: {type(exc).__name__}: {_short(exc)}"
+            result.failed = dict.fromkeys(range(len(events)), reason)
+            return result
+        assert self.experiment_id is not None
+
+        indexes_by_trace: dict[str, list[int]] = {}
+        traces: dict[str, BuiltTrace] = {}
+        for index, event in enumerate(events):
+            try:
+                trace = build_trace(event, self.experiment_id)
+            except Exception as exc:
+                result.failed[index] = f"cannot build a trace from the event: {type(exc).__name__}: {_short(exc)}"
+                continue
+            traces.setdefault(trace.trace_id, trace)
+            indexes_by_trace.setdefault(trace.trace_id, []).append(index)
+
+        trace_writer, metrics_writer = self._trace_writer, self._metrics_writer
+        sent_before = getattr(trace_writer, "requests_sent", 0)
+        trace_failures = trace_writer.write(list(traces.values()), deadline)
+        result.trace_requests = getattr(trace_writer, "requests_sent", 0) - sent_before
+        for trace_id, reason in trace_failures.items():
+            for index in indexes_by_trace[trace_id]:
+                result.failed[index] = reason
+
+        stored = [events[idx[0]] for trace_id, idx in indexes_by_trace.items() if trace_id not in trace_failures]
+        metric_before = metrics_writer.requests_sent
+        try:
+            metric_failures = metrics_writer.write(stored, deadline)
+        except Exception as exc:
+            reason = f"MLflow unavailable while writing metrics: {type(exc).__name__}: {_short(exc)}"
+            metric_failures = {event.event_id: reason for event in stored}
+        result.metric_requests = metrics_writer.requests_sent - metric_before
+        if metric_failures:
+            for index, event in enumerate(events):
+                if event.event_id in metric_failures and index not in result.failed:
+                    result.failed[index] = metric_failures[event.event_id]
+        return result
+
+
+def resolve_experiment(client, name: str) -> str:
+    """The experiment's id, creating it if missing (a concurrent creator's experiment is used as is)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage != "active":
+            raise SinkConfigError(f"MLflow experiment {name!r} is deleted: restore it or set MLFLOW_EXPERIMENT_NAME")
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def _short(value: object, limit: int = 300) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+__all__ = ["MlflowSink", "ServerUnavailable", "SinkConfigError", "SinkSettings", "WriteResult"]
