@@ -32,6 +32,7 @@ from litellm_mlflow.presign import MlflowApiError, describe_mlflow
 from litellm_mlflow.stack import (
     ARTIFACT_BUCKET,
     DEAD_LETTER_QUEUE_URL,
+    DEFAULT_STACK_NAME,
     FUNCTION_URL,
     MLFLOW_ARN,
     PUBLISHER_POLICY_ARN,
@@ -52,6 +53,7 @@ FIELDS = (
     ("Artifact bucket", "artifact_bucket"),
     ("Publisher policy", "publisher_policy_arn"),
     ("Stack", "stack"),
+    ("Open the UI", "open_ui"),
 )
 
 
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> ExitCode:
             artifact_bucket=outputs.get(ARTIFACT_BUCKET),
             publisher_policy_arn=outputs.get(PUBLISHER_POLICY_ARN),
             stack=f"{outputs.name} ({outputs.region}, {outputs.status})",
+            open_ui=_login_command(args) if outputs.get(FUNCTION_URL) else None,
         )
     info = {"mlflow": target.uri, "kind": str(target.kind), **info}
     problem = _describe_into(info, target, session)
@@ -91,6 +94,15 @@ def run(args: argparse.Namespace) -> ExitCode:
         print(f"warning: {problem.args[0]}", file=sys.stderr)
         return problem.exit_code
     return ExitCode.OK
+
+
+def _login_command(args: argparse.Namespace) -> str:
+    command = "litellm-mlflow login"
+    if args.stack != DEFAULT_STACK_NAME:
+        command += f" --stack {args.stack}"
+    if args.region:
+        command += f" --region {args.region}"
+    return command
 
 
 def _target(uri: str, source: str) -> MlflowTarget:

@@ -80,6 +80,7 @@ def test_info_prints_outputs_status_and_version(cloudformation, sagemaker, capsy
     ):
         assert value in out
     assert f"{stack} (us-east-1, CREATE_COMPLETE)" in out
+    assert f"litellm-mlflow login --stack {stack}" in lines["Open"]
 
 
 def test_info_json_for_a_tracking_server_in_its_own_region(cloudformation, sagemaker, capsys) -> None:
