@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -321,3 +323,41 @@ def test_a_message_the_queue_refuses_is_isolated_and_counted(sqs_queue, make_log
     assert (stats["sent"], stats["failed_permanently"]) == (4, 1)
     received = sqs_queue.receive_all(queue_url=small)
     assert sorted(m["Body"].count("answer") for m in received) == [1, 1, 1, 1]
+
+
+EXIT_AT_ONCE = """
+import asyncio, sys
+import litellm
+from litellm_mlflow.callback import sqs_logger
+
+litellm.callbacks = [sqs_logger]
+mode, count = sys.argv[1], int(sys.argv[2])
+request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+if mode == "sync":
+    for i in range(count):
+        litellm.completion(mock_response=f"answer {i}", **request)
+else:
+    async def main():
+        await asyncio.gather(*(litellm.acompletion(mock_response=f"answer {i}", **request) for i in range(count)))
+    asyncio.run(main())
+print("calls done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_process_that_exits_right_after_200_calls_delivers_all_200(sqs_queue, mode: str) -> None:
+    """The module-level `sqs_logger`, as a proxy config or script uses it; nothing calls flush() explicitly."""
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_AT_ONCE, mode, "200"],
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "calls done" in result.stdout
+    decoded = [events.decode_body(m["Body"], m.get("MessageAttributes")) for m in sqs_queue.receive_all()]
+    answers = sorted(event.response["choices"][0]["message"]["content"] for event in decoded)
+    assert len(by_call_id(decoded)) == 200
+    assert answers == sorted(f"answer {i}" for i in range(200))
