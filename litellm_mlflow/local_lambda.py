@@ -109,6 +109,7 @@ class SqsEventSourceEmulator:
         batching_window_s: float = 0.5,
         function_timeout_s: float = 60.0,
         wait_time_s: int = 1,
+        max_backoff_s: float = 30.0,
     ) -> None:
         self.sqs = sqs_client
         self.queue_url = queue_url
@@ -117,6 +118,8 @@ class SqsEventSourceEmulator:
         self.batching_window_s = batching_window_s
         self.function_timeout_s = function_timeout_s
         self.wait_time_s = wait_time_s
+        self.max_backoff_s = max_backoff_s
+        self._consecutive_total_failures = 0
         self.region = sqs_client.meta.region_name
         self.queue_arn = sqs_client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -191,11 +194,21 @@ class SqsEventSourceEmulator:
             self._thread.join(timeout)
             self._thread = None
 
+    def backoff_after(self, outcome: InvocationOutcome) -> float:
+        """Seconds to wait before the next poll: doubling while whole batches fail, none otherwise."""
+        if outcome.received and outcome.succeeded == 0:
+            self._consecutive_total_failures += 1
+            return min(2.0**self._consecutive_total_failures, self.max_backoff_s)
+        self._consecutive_total_failures = 0
+        return 0.0
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll_once()
+                pause = self.backoff_after(self.poll_once())
             except Exception as exc:  # The queue endpoint being down must not end the poller.
                 logger.warning("polling the queue failed (%s); retrying", exc)
                 self.totals.errors.append(f"poll: {type(exc).__name__}: {exc}")
-                self._stop.wait(1.0)
+                pause = 1.0
+            if pause:
+                self._stop.wait(pause)

@@ -8,7 +8,12 @@ import uuid
 
 import pytest
 
-from litellm_mlflow.local_lambda import LocalLambdaContext, SqsEventSourceEmulator, to_lambda_record
+from litellm_mlflow.local_lambda import (
+    InvocationOutcome,
+    LocalLambdaContext,
+    SqsEventSourceEmulator,
+    to_lambda_record,
+)
 
 
 @pytest.fixture
@@ -109,3 +114,12 @@ def test_a_crashing_handler_fails_the_whole_batch(short_queue):
     _poll_until(lambda: emulator.poll_once().succeeded == 5)
     assert _depth(short_queue, short_queue.url) == 0
     assert emulator.totals.crashes == 1 and emulator.totals.succeeded == 5
+
+
+def test_polling_backs_off_only_while_whole_batches_fail(short_queue):
+    emulator = SqsEventSourceEmulator(short_queue.client, short_queue.url, lambda e, c: None, wait_time_s=0)
+    all_failed = InvocationOutcome(received=5, succeeded=0, failed=5)
+    assert [emulator.backoff_after(all_failed) for _ in range(6)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert emulator.backoff_after(InvocationOutcome(received=5, succeeded=4, failed=1)) == 0.0
+    assert emulator.backoff_after(all_failed) == 2.0
+    assert emulator.backoff_after(InvocationOutcome()) == 0.0
