@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from litellm_mlflow.local_lambda import SqsEventSourceEmulator, load_handler
+from litellm_mlflow.local_lambda import Handler, SqsEventSourceEmulator, load_handler
 from litellm_mlflow.local_servers import (
     LOOPBACK,
     MlflowServer,
@@ -124,6 +124,8 @@ class LocalStackOptions:
     start_consumer: bool = True
     models: list[dict[str, Any]] | None = None
     extra_proxy_env: dict[str, str] = field(default_factory=dict)
+    # Tests and the soak wrap the real handler to inject faults (e.g. an invocation killed mid-batch).
+    handler_wrapper: Callable[[Handler], Handler] | None = None
 
 
 class LocalStack:
@@ -222,10 +224,11 @@ class LocalStack:
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "litellm-mlflow-consumer")
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LitellmMlflowLocal")
         self.progress("starting the consumer (functions/consumer/handler.py) on the queue")
+        wrap = self.options.handler_wrapper or (lambda handler: handler)
         self.consumer = SqsEventSourceEmulator(
             self.sqs,
             self.queue_url,
-            load_handler(),
+            wrap(load_handler()),
             batch_size=self.options.batch_size,
             batching_window_s=self.options.batching_window_s,
             function_timeout_s=self.options.function_timeout_s,
