@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from litellm_mlflow import __version__
-from litellm_mlflow.commands import info, login
+from litellm_mlflow.commands import check, config, demo, info, login
 from litellm_mlflow.commands.common import CliError, ExitCode
 
 # Add a module here to add a subcommand.
-COMMANDS = (login, info)
+COMMANDS = (demo, config, check, login, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

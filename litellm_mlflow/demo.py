@@ -62,9 +62,10 @@ def wait_until_landed(stack: LocalStack, expected: int, timeout_s: float, out: O
 
 def ui_link(stack: LocalStack) -> str:
     from litellm_mlflow.mlflow_queries import experiment_id
-    from litellm_mlflow.presign import presigned_ui_url
+    from litellm_mlflow.mlflow_target import parse_tracking_uri
+    from litellm_mlflow.presign import presign_url
 
-    base = presigned_ui_url(stack.mlflow.url)
+    base = presign_url(parse_tracking_uri(stack.mlflow.url), sagemaker=None).url
     exp_id = experiment_id(stack.mlflow.url, stack.options.experiment)
     return f"{base.rstrip('/')}/#/experiments/{exp_id}/traces" if exp_id else base
 

@@ -93,3 +93,23 @@ def aws_client_error(exc: ClientError, doing: str, action: str) -> CliError:
     if code in _THROTTLED:
         return CliError(f"throttled {doing} ({code}): retry in a few seconds", ExitCode.THROTTLED)
     return CliError(f"failed {doing}: {code}: {message}", ExitCode.ERROR)
+
+
+def add_local_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--local",
+        nargs="?",
+        const=".local-stack",
+        metavar="DIR",
+        help="use the local stack of `litellm-mlflow demo --keep-running` (state in DIR, default .local-stack)",
+    )
+
+
+def local_state(args: argparse.Namespace) -> Any:
+    """The running local stack's addresses, or a CliError saying how to start one."""
+    from litellm_mlflow.local import LocalStackState
+
+    try:
+        return LocalStackState.load(args.local)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc), ExitCode.STACK_NOT_FOUND) from None

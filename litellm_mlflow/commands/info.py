@@ -21,8 +21,10 @@ from litellm_mlflow.commands.common import (
     NO_CREDENTIALS_HINT,
     CliError,
     ExitCode,
+    add_local_argument,
     add_stack_arguments,
     aws_session,
+    local_state,
     read_outputs,
     require_output,
 )
@@ -66,6 +68,7 @@ def register(subparsers: Any) -> None:
     )
     add_stack_arguments(parser)
     parser.add_argument("--tracking-uri", help="describe this MLflow (URL or SageMaker ARN) instead of the stack's")
+    add_local_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(run=run)
 
@@ -73,7 +76,16 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> ExitCode:
     session = aws_session(args)
     info: dict[str, Any] = {}
-    if args.tracking_uri:
+    if args.local:
+        state = local_state(args)
+        target = _target(state.mlflow_url, "the local stack's MLflow URL")
+        info.update(
+            queue_url=state.queue_url,
+            dead_letter_queue_url=state.dlq_url,
+            stack=f"local ({args.local}), LiteLLM proxy {state.proxy_url or 'not started'}",
+            open_ui=f"litellm-mlflow login --local {args.local}",
+        )
+    elif args.tracking_uri:
         target = _target(args.tracking_uri, "--tracking-uri")
     else:
         outputs = read_outputs(session, args.stack)

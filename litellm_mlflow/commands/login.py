@@ -25,6 +25,7 @@ from litellm_mlflow.commands.common import (
     ExitCode,
     add_stack_arguments,
     aws_session,
+    local_state,
     read_outputs,
     require_output,
 )
@@ -63,6 +64,13 @@ def register(subparsers: Any) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--function-url", help="the presign function URL (default: the stack's FunctionUrl output)")
     source.add_argument("--tracking-uri", help="an MLflow URL or SageMaker MLflow ARN to open without the function")
+    source.add_argument(
+        "--local",
+        nargs="?",
+        const=".local-stack",
+        metavar="DIR",
+        help="open the local stack's MLflow (from `litellm-mlflow demo --keep-running`, state in DIR)",
+    )
     parser.add_argument(
         "--print", dest="print_only", action="store_true", help="print the link instead of opening a browser"
     )
@@ -81,6 +89,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> ExitCode:
     session = aws_session(args)
+    if args.local:
+        args.tracking_uri = local_state(args).mlflow_url
     if args.tracking_uri:
         link = _link_from_tracking_uri(args.tracking_uri, session, args)
     else:
