@@ -26,7 +26,7 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 METRICS_NAMESPACE = "LitellmMlflow"
 CONSUMER_SERVICE = "litellm-mlflow-consumer"
 PRESIGN_SERVICE = "litellm-mlflow-presign"
-RETENTION_BY_DAYS = {
+RETENTION_BY_DAYS = {  # keys: infra.settings.LOG_RETENTION_DAYS
     1: logs.RetentionDays.ONE_DAY,
     3: logs.RetentionDays.THREE_DAYS,
     5: logs.RetentionDays.FIVE_DAYS,
@@ -39,13 +39,6 @@ RETENTION_BY_DAYS = {
     365: logs.RetentionDays.ONE_YEAR,
     3653: logs.RetentionDays.TEN_YEARS,
 }
-
-
-def _retention(days: int) -> logs.RetentionDays:
-    try:
-        return RETENTION_BY_DAYS[days]
-    except KeyError:
-        raise ValueError(f"context log_retention_days={days} must be one of {sorted(RETENTION_BY_DAYS)}") from None
 
 
 def _python_function(
@@ -63,7 +56,7 @@ def _python_function(
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
-        retention=_retention(settings.log_retention_days),
+        retention=RETENTION_BY_DAYS[settings.log_retention_days],
         removal_policy=RemovalPolicy.DESTROY,
     )
     role = iam.Role(

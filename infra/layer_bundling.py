@@ -33,23 +33,24 @@ PIP_PLATFORM_ARGS = (
 )
 # Bump when the bundling steps change, so CDK rebuilds the asset instead of reusing a stale one.
 BUNDLER_VERSION = "1"
-LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
-LAYER_BUDGET_BYTES = 150 * 1024 * 1024
+LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024  # Lambda: function + all layers, unzipped
+LAYER_BUDGET_BYTES = 150_000_000  # our own budget, well under the limit, leaving room for the function code
 
 
 class LayerBundlingError(RuntimeError):
     """pip failed or the layer outgrew its budget; the message carries pip's own output."""
 
 
-def _library_files() -> list[Path]:
-    return sorted(p for p in LIBRARY_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+def _library_files(library_dir: Path) -> list[Path]:
+    return sorted(p for p in library_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
-def layer_source_hash() -> str:
+def layer_source_hash(requirements: Path = REQUIREMENTS, library_dir: Path = LIBRARY_DIR) -> str:
     """Hash of everything that decides the layer's content: the lock, the library sources, the bundler."""
     digest = hashlib.sha256(BUNDLER_VERSION.encode())
-    for path in [REQUIREMENTS, *_library_files()]:
-        digest.update(str(path.relative_to(REPO_ROOT)).encode())
+    digest.update(requirements.read_bytes())
+    for path in _library_files(library_dir):
+        digest.update(b"\0" + path.relative_to(library_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -101,7 +102,8 @@ class PipLayerBundler:
     def __init__(self) -> None:
         self.last_size_bytes: int | None = None
 
-    def try_bundle(self, output_dir: str, **_options: object) -> bool:
+    def try_bundle(self, output_dir: str, _options: BundlingOptions | None = None, **_kwargs: object) -> bool:
+        # jsii passes the BundlingOptions struct positionally; nothing in it matters to a local pip build.
         self.last_size_bytes = build_layer(Path(output_dir))
         return True
 

@@ -39,6 +39,8 @@ class MlflowTarget(Construct):
         super().__init__(scope, construct_id)
         self.kind = settings.mlflow_kind
         self.bucket: s3.Bucket | None = None
+        self.execution_role: iam.Role | None = None
+        self.resource: sagemaker.CfnMlflowApp | sagemaker.CfnMlflowTrackingServer | None = None
         if settings.existing_mlflow is not None:
             self.arn = settings.existing_mlflow.arn
             self.bucket_name = settings.artifact_bucket_name
@@ -54,7 +56,7 @@ class MlflowTarget(Construct):
         stack = Stack.of(self)
         logical_id = stack.resolve(stack.get_logical_id(self.bucket.node.default_child))
         self._objects_finding = f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]"
-        role = self._execution_role(self.bucket)
+        role = self.execution_role = self._execution_role(self.bucket)
         artifact_uri = f"s3://{self.bucket.bucket_name}/mlflow"
         if self.kind is MlflowKind.APP:
             app = sagemaker.CfnMlflowApp(
@@ -66,7 +68,7 @@ class MlflowTarget(Construct):
                 model_registration_mode="AutoModelRegistrationDisabled",
             )
             self.arn = app.attr_arn
-            resource = app
+            self.resource = app
         else:
             server = sagemaker.CfnMlflowTrackingServer(
                 self,
@@ -79,9 +81,9 @@ class MlflowTarget(Construct):
                 automatic_model_registration=False,
             )
             self.arn = server.attr_tracking_server_arn
-            resource = server
+            self.resource = server
         # SageMaker checks the role's bucket access while creating the target: attach the policy first.
-        resource.node.add_dependency(role)
+        self.resource.node.add_dependency(role)
 
     def _artifact_bucket(self, settings: StackSettings) -> s3.Bucket:
         access_logs = s3.Bucket(

@@ -14,6 +14,7 @@ from infra.mlflow_arn import MlflowArn, MlflowKind, parse_mlflow_arn
 
 MLFLOW_MODES = ("app", "tracking-server")
 TRACKING_SERVER_SIZES = ("Small", "Medium", "Large")
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 180, 365, 3653)  # the values CDK's RetentionDays offers here
 
 
 class SettingsError(ValueError):
@@ -117,10 +118,10 @@ class StackSettings:
             session_seconds=number("session_seconds", defaults.session_seconds, 1800, 43200),
             log_retention_days=number("log_retention_days", defaults.log_retention_days, 1, 3653),
         )
+        if settings.log_retention_days not in LOG_RETENTION_DAYS:
+            raise SettingsError(
+                f"context log_retention_days={settings.log_retention_days} must be one of {LOG_RETENTION_DAYS}"
+            )
         if settings.batch_size > 10 and settings.batching_window_seconds < 1:
             raise SettingsError("SQS event sources with batch_size > 10 need batching_window_seconds >= 1")
-        if settings.visibility_timeout_seconds > 43200:
-            raise SettingsError(
-                "6 x consumer_timeout_seconds + batching_window_seconds exceeds SQS's 12 h visibility timeout"
-            )
         return settings
