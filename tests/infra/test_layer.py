@@ -12,6 +12,11 @@ from infra import layer_bundling
 from infra.layer_bundling import LAYER_BUDGET_BYTES, directory_size_bytes, layer_source_hash
 from infra.synth import layer_asset_dir
 from infra.synth import main as synth_main
+from tests.infra.import_closure import resolvable_in, third_party_imports
+
+REPO_ROOT = layer_bundling.REPO_ROOT
+HANDLERS = [REPO_ROOT / "functions" / "consumer" / "handler.py", REPO_ROOT / "functions" / "presign" / "handler.py"]
+LAMBDA_RUNTIME_PROVIDES = {"boto3", "botocore"}
 
 
 def test_layer_hash_follows_its_inputs_only(tmp_path: Path) -> None:
@@ -56,3 +61,13 @@ def test_make_synth_bundles_a_real_arm64_layer_under_budget(tmp_path: Path, caps
     assert any("cpython-313-aarch64-linux-gnu" in name for name in native)
     assert not [name for name in native if "x86_64" in name]
     assert not list(layer.rglob("__pycache__"))
+
+    # Everything the two handlers import (through litellm_mlflow) is in the layer or in the Lambda runtime.
+    needed = third_party_imports(REPO_ROOT, HANDLERS)
+    assert "mlflow.tracking" in needed or "mlflow" in needed
+    missing = {
+        name: sorted(users)
+        for name, users in needed.items()
+        if name.split(".")[0] not in LAMBDA_RUNTIME_PROVIDES and not resolvable_in(layer, name)
+    }
+    assert missing == {}
