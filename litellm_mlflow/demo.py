@@ -6,6 +6,8 @@ MLflow, prints a summary and the MLflow UI link, and stops everything it started
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import threading
 import time
@@ -45,19 +47,29 @@ class DemoSummary:
 
 
 def wait_until_landed(stack: LocalStack, expected: int, timeout_s: float, out: Out) -> tuple[int, float | None]:
-    """Poll MLflow until `expected` traces are there; progress on one line; (landed, seconds) at the end."""
+    """Poll MLflow until `expected` traces are there and the queue is drained; (landed, seconds) at the end."""
     started = time.monotonic()
     landed = 0
     last_shown = -1
     while time.monotonic() - started < timeout_s:
         landed = count_traces(stack.mlflow.url, stack.options.experiment)
+        in_queue = stack.queue_depth()
         if landed != last_shown:
-            out(f"  landed in MLflow: {landed}/{expected}  (queue: {stack.queue_depth()})")
+            out(f"  landed in MLflow: {landed}/{expected}  (in the queue: {in_queue})")
             last_shown = landed
-        if landed >= expected:
+        if landed >= expected and in_queue == 0:
             return landed, time.monotonic() - started
         time.sleep(0.5)
     return landed, None
+
+
+def quiet_consumer_logs() -> None:
+    """The consumer's per-batch JSON lines and EMF metrics are for CloudWatch; in the demo they would bury the
+    progress lines (set POWERTOOLS_LOG_LEVEL=INFO to see them)."""
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    # sagemaker-mlflow's header plugin warns on every request to a plain http:// MLflow; it has nothing to add there.
+    logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
 
 
 def ui_link(stack: LocalStack) -> str:
@@ -82,6 +94,7 @@ def run_demo(
 ) -> int:
     """Run the demo; 0 when every request landed in MLflow exactly as sent, 1 otherwise."""
     options = LocalStackOptions(workdir=workdir, mlflow_port=mlflow_port, sqs_port=sqs_port, proxy_port=proxy_port)
+    quiet_consumer_logs()
     out("Starting the local stack (everything on 127.0.0.1):")
     stack = LocalStack(options, progress=lambda message: out(f"  - {message}"))
     try:

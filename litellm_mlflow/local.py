@@ -151,11 +151,19 @@ class LocalStack:
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
             self._start_sqs()
-            self._start_mlflow()
+            # MLflow and the proxy take many seconds each to import and start: start both, then wait for both.
+            self.progress(f"starting MLflow server (sqlite in {self.workdir / 'mlflow'})")
+            self.mlflow = MlflowServer(self.workdir / "mlflow", port=self.options.mlflow_port)
+            self.mlflow.launch()
+            if self.options.start_proxy:
+                self._launch_proxy()
+            self.mlflow.wait_ready()
             if self.options.start_consumer:
                 self.start_consumer()
             if self.options.start_proxy:
-                self._start_proxy()
+                wait_http_ok(
+                    f"{self.proxy_url}/health/liveliness", 180, self.proxy_proc, self.workdir / "litellm-proxy.log"
+                )
             self.state.save(self.workdir)
         except BaseException:
             self.stop()
@@ -212,10 +220,6 @@ class LocalStack:
             },
         )["QueueUrl"]
 
-    def _start_mlflow(self) -> None:
-        self.progress(f"starting MLflow server (sqlite in {self.workdir / 'mlflow'})")
-        self.mlflow = MlflowServer(self.workdir / "mlflow", port=self.options.mlflow_port).start()
-
     def start_consumer(self) -> None:
         """Run the real consumer handler in this process, fed by the emulated event source mapping."""
         assert self.mlflow is not None
@@ -234,7 +238,7 @@ class LocalStack:
             function_timeout_s=self.options.function_timeout_s,
         ).run_in_thread()
 
-    def _start_proxy(self) -> None:
+    def _launch_proxy(self) -> None:
         import yaml
 
         port = self.options.proxy_port or free_port()
@@ -258,7 +262,6 @@ class LocalStack:
         cmd = [str(litellm_bin), "--config", str(config_path), "--host", LOOPBACK, "--port", str(port)]
         self.proxy_proc = spawn(cmd, self.workdir / "litellm-proxy.log", env=env, cwd=self.workdir)
         self.proxy_port = port
-        wait_http_ok(f"{self.proxy_url}/health/liveliness", 120, self.proxy_proc, self.workdir / "litellm-proxy.log")
 
     # ------------------------------------------------------------------ facts
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -132,6 +133,15 @@ class MlflowServer:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self, timeout: float = 120.0) -> MlflowServer:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        wait_http_ok(f"{self.url}/health", timeout, self.proc, self.log)
+
+    def launch(self) -> None:
+        """Start the process without waiting, so other servers can start alongside (see `wait_ready`)."""
         if port_in_use(self.port):
             raise ServerStartError(f"port {self.port} on {LOOPBACK} is already in use; pick another with --port")
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -144,8 +154,6 @@ class MlflowServer:
             "--artifacts-destination", str(self.workdir / "artifacts"),
         ]  # fmt: skip
         self.proc = spawn(cmd, self.log, env=offline_env())
-        wait_http_ok(f"{self.url}/health", timeout, self.proc, self.log)
-        return self
 
     def stop(self, hard: bool = False) -> None:
         kill(self.proc, hard=hard)
@@ -182,6 +190,8 @@ class SqsServer:
 
     def start(self, timeout: float = 30.0) -> SqsServer:
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per SQS call otherwise
 
         if port_in_use(self.port):
             raise ServerStartError(f"port {self.port} on {LOOPBACK} is already in use; pick another with --port")

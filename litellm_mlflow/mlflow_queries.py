@@ -26,7 +26,7 @@ def search_traces(tracking_uri: str, experiment_name: str, filter_string: str | 
     page_token = None
     while True:
         page = mlflow_client.search_traces(
-            experiment_ids=[exp_id],
+            locations=[exp_id],
             filter_string=filter_string,
             max_results=500,
             page_token=page_token,
