@@ -9,9 +9,9 @@ from typing import Any
 
 from aws_cdk import App
 
-from infra.layer_bundling import PipLayerBundler
+from infra.mlflow_arn import InvalidMlflowArnError
 from infra.nag import add_aws_solutions_checks
-from infra.settings import StackSettings
+from infra.settings import SettingsError, StackSettings
 from infra.stack import LitellmMlflowStack
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -23,27 +23,26 @@ def cdk_json_context() -> dict[str, Any]:
     return dict(json.loads(CDK_JSON.read_text()).get("context", {}))
 
 
-def build_app(
-    context: Mapping[str, Any] | None = None, outdir: str | None = None
-) -> tuple[App, LitellmMlflowStack, PipLayerBundler]:
+def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> tuple[App, LitellmMlflowStack]:
     """One app with one stack and the cdk-nag AwsSolutions checks; `context` adds to cdk.json/-c values."""
     app = App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     settings = StackSettings.from_context(app.node.try_get_context)
-    bundler = PipLayerBundler()
     # Environment-agnostic on purpose: nothing is looked up at synth time; `cdk deploy` picks the profile's region.
     stack = LitellmMlflowStack(
         app,
         settings.stack_name,
         settings=settings,
-        layer_bundler=bundler,
         description="litellm-mlflow: LiteLLM calls -> SQS -> Lambda -> SageMaker MLflow traces and metrics",
     )
     add_aws_solutions_checks(app)
-    return app, stack, bundler
+    return app, stack
 
 
 def main() -> None:
-    app, _, _ = build_app()
+    try:
+        app, _ = build_app()
+    except (SettingsError, InvalidMlflowArnError) as error:
+        raise SystemExit(f"litellm-mlflow CDK app: {error}") from None
     app.synth()
 
 

@@ -99,16 +99,13 @@ def build_layer(output_dir: Path) -> int:
 class PipLayerBundler:
     """CDK's local-bundling hook: always bundles here, so CDK never falls back to Docker."""
 
-    def __init__(self) -> None:
-        self.last_size_bytes: int | None = None
-
     def try_bundle(self, output_dir: str, _options: BundlingOptions | None = None, **_kwargs: object) -> bool:
         # jsii passes the BundlingOptions struct positionally; nothing in it matters to a local pip build.
-        self.last_size_bytes = build_layer(Path(output_dir))
+        build_layer(Path(output_dir))
         return True
 
 
-def layer_code(bundler: PipLayerBundler) -> lambda_.Code:
+def layer_code() -> lambda_.Code:
     """The layer asset. Its hash is computed from the inputs, so an unchanged lock + library is not rebuilt."""
     return lambda_.Code.from_asset(
         str(LAYER_DIR),
@@ -118,6 +115,6 @@ def layer_code(bundler: PipLayerBundler) -> lambda_.Code:
         bundling=BundlingOptions(
             # Never pulled: PipLayerBundler always succeeds or raises.
             image=DockerImage.from_registry("local-bundling-only"),
-            local=bundler,
+            local=PipLayerBundler(),
         ),
     )

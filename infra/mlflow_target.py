@@ -50,7 +50,7 @@ class MlflowTarget(Construct):
             self._objects_finding = f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{self.bucket_name}/*]"
             return
 
-        self.bucket = self._artifact_bucket(settings)
+        self.bucket = self._artifact_bucket()
         self.bucket_name = self.bucket.bucket_name
         self._object_arns = [self.bucket.arn_for_objects("*")]
         stack = Stack.of(self)
@@ -85,14 +85,13 @@ class MlflowTarget(Construct):
         # SageMaker checks the role's bucket access while creating the target: attach the policy first.
         self.resource.node.add_dependency(role)
 
-    def _artifact_bucket(self, settings: StackSettings) -> s3.Bucket:
+    def _artifact_bucket(self) -> s3.Bucket:
         access_logs = s3.Bucket(
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
             removal_policy=RemovalPolicy.RETAIN,
         )

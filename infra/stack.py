@@ -12,7 +12,7 @@ from constructs import Construct
 from infra.alarms import build_alarms
 from infra.functions import ARCHITECTURE, RUNTIME, build_functions
 from infra.ingest_queue import IngestQueue
-from infra.layer_bundling import PipLayerBundler, layer_code
+from infra.layer_bundling import layer_code
 from infra.mlflow_target import MlflowTarget
 from infra.settings import StackSettings
 
@@ -26,7 +26,6 @@ class LitellmMlflowStack(Stack):
         construct_id: str,
         *,
         settings: StackSettings,
-        layer_bundler: PipLayerBundler,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -36,7 +35,7 @@ class LitellmMlflowStack(Stack):
         self.layer = lambda_.LayerVersion(
             self,
             "Layer",
-            code=layer_code(layer_bundler),
+            code=layer_code(),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             description="litellm_mlflow + mlflow-skinny + sagemaker-mlflow + aws-lambda-powertools (pinned)",

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     try:
-        app, stack, _ = build_app(parse_context(args.context), outdir=str(outdir))
+        app, stack = build_app(parse_context(args.context), outdir=str(outdir))
         app.synth()
     except (SettingsError, InvalidMlflowArnError, LayerBundlingError) as error:
         print(f"synth failed: {error}", file=sys.stderr)

@@ -59,7 +59,7 @@ def get_att(logical_id: str, attribute: str = "Arn") -> dict[str, Any]:
 
 
 def _synth(outdir: str, context: dict[str, Any]) -> Synth:
-    app, stack, _ = build_app({**SKIP_BUNDLING, **context}, outdir=outdir)
+    app, stack = build_app({**SKIP_BUNDLING, **context}, outdir=outdir)
     assembly = app.synth()  # raises if cdk-nag reports any unacknowledged finding
     raw = assembly.get_stack_artifact(stack.artifact_id).template
     return Synth(stack=stack, template=Template.from_json(raw), raw=raw, outdir=Path(outdir))

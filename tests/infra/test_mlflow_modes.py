@@ -92,6 +92,15 @@ def test_artifact_bucket_is_encrypted_versioned_private_tls_only_and_logged(app_
     ]
     assert {"Ref": bucket_id} in tls_denied
     assert len(tls_denied) == 2  # the access-log bucket too
+    log_delivery = [
+        s
+        for p in app_mode.resources("AWS::S3::BucketPolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Principal") == {"Service": "logging.s3.amazonaws.com"}
+    ]
+    assert [(s["Action"], s["Condition"]["ArnLike"]["aws:SourceArn"]) for s in log_delivery] == [
+        ("s3:PutObject", get_att(bucket_id))
+    ]
 
 
 def test_sagemaker_execution_role_is_scoped_to_the_bucket(app_mode: Synth) -> None:

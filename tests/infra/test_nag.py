@@ -57,7 +57,7 @@ def test_every_acknowledgment_gives_a_specific_reason(app_mode: Synth, tracking_
 
 
 def test_an_unacknowledged_finding_fails_the_synth(tmp_path: Path) -> None:
-    app, stack, _ = build_app(SKIP_BUNDLING, outdir=str(tmp_path))
+    app, stack = build_app(SKIP_BUNDLING, outdir=str(tmp_path))
     s3.Bucket(stack, "UnreviewedBucket")  # no access logs, no TLS-only policy
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
