@@ -1,0 +1,171 @@
+"""End to end on the local stack: real LiteLLM proxy (our callback in its config) -> moto SQS -> the real consumer
+handler under emulated Lambda semantics -> a real MLflow server. Every request must appear exactly once as a trace
+with its details; per-model metrics must match; an MLflow restart loses nothing; a poison message ends in the DLQ.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from mlflow import MlflowClient
+
+from litellm_mlflow.demo import quiet_consumer_logs
+from litellm_mlflow.demo_traffic import plan_requests, send_all
+from litellm_mlflow.local import LocalStack, LocalStackOptions
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+EXPERIMENT = "e2e-pipeline"
+
+
+def poll(condition, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {value!r})")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    quiet_consumer_logs()
+    options = LocalStackOptions(
+        workdir=tmp_path_factory.mktemp("local-stack"),
+        experiment=EXPERIMENT,
+        visibility_timeout_s=3,
+        max_receive_count=6,
+        batch_size=50,
+        batching_window_s=0.3,
+    )
+    with LocalStack(options) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(stack):
+    return MlflowClient(stack.mlflow.url)
+
+
+def all_traces(client, include_spans: bool = False) -> list:
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    traces, token = [], None
+    while True:
+        page = client.search_traces(
+            locations=[experiment.experiment_id], max_results=500, page_token=token, include_spans=include_spans
+        )
+        traces.extend(page)
+        token = page.token
+        if not token:
+            return traces
+
+
+def traces_by_request_tag(client, tags: list[str]) -> dict[str, list]:
+    wanted = set(tags)
+    found: dict[str, list] = {tag: [] for tag in tags}
+    for trace in all_traces(client, include_spans=True):
+        for key in wanted.intersection(trace.info.tags):
+            found[key].append(trace)
+    return found
+
+
+def wait_landed(stack, client, total: int, timeout: float = 240) -> None:
+    poll(lambda: len(all_traces(client)) >= total and stack.queue_depth() == 0, timeout, f"{total} traces")
+
+
+def test_every_request_lands_once_with_its_details(stack, client):
+    plans = plan_requests(24, seed=11)
+    report = send_all(stack.proxy_url, stack.master_key, plans, concurrency=6)
+    assert not report.unexpected, [r.error for r in report.unexpected]
+    wait_landed(stack, client, len(plans))
+
+    found = traces_by_request_tag(client, [p.tag for p in plans])
+    for plan in plans:
+        traces = found[plan.tag]
+        assert len(traces) == 1, f"{plan.kind} request {plan.tag}: {len(traces)} traces"
+        trace = traces[0]
+        tags = trace.info.tags
+        span = trace.data.spans[0]
+        assert tags["model_group"] == plan.model
+        assert tags["kind"] == plan.kind
+        assert tags["request_id"]
+        assert span.inputs["messages"] == plan.messages
+        if plan.expect_success:
+            assert tags["status"] == "success"
+            assert trace.info.state.value == "OK"
+            usage = trace.info.token_usage
+            assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+            assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+            assert span.attributes["mlflow.chat.tokenUsage"] == usage
+            assert "mlflow.llm.cost" in span.attributes
+        else:
+            assert tags["status"] == "failure"
+            assert trace.info.state.value == "ERROR"
+            exception = [e for e in span.events if e.name == "exception"]
+            assert exception and exception[0].attributes["exception.type"] == "RateLimitError"
+        if plan.kind == "tool":
+            call = span.outputs["choices"][0]["message"]["tool_calls"][0]
+            assert call["function"]["name"] == "get_weather"
+        if plan.kind == "stream":
+            assert span.attributes["litellm.ttft_ms"] > 0
+        if plan.model == "gpt-4o" and plan.expect_success:
+            assert span.attributes["mlflow.llm.cost"]["total_cost"] > 0
+        start_ms = trace.info.request_time
+        assert abs(start_ms / 1000 - time.time()) < 600, "trace is back-dated to the call, which just happened"
+
+
+def test_per_model_metrics_match_the_requests(stack, client):
+    traces = all_traces(client)
+    per_model = Counter(t.info.tags["model"] for t in traces)
+    errors = Counter(t.info.tags["model"] for t in traces if t.info.tags["status"] != "success")
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
+    assert set(per_model) <= set(runs), f"runs {sorted(runs)} vs models {sorted(per_model)}"
+    for model, count in per_model.items():
+        run_id = runs[model].info.run_id
+        latency = client.get_metric_history(run_id, "latency_ms")
+        error = client.get_metric_history(run_id, "error")
+        assert len(latency) == count, model
+        assert sum(point.value for point in error) == errors[model], model
+        assert runs[model].data.params["model"] == model
+
+
+def test_mlflow_restart_mid_run_loses_nothing(stack, client):
+    before = len(all_traces(client))
+    failed_before = stack.consumer.totals.failed
+    plans = plan_requests(12, seed=23)
+    stack.mlflow.stop(hard=True)
+    try:
+        report = send_all(stack.proxy_url, stack.master_key, plans, concurrency=4)
+        assert not report.unexpected
+        # The consumer takes the events and fails them (MLflow is down): none may be acknowledged.
+        poll(lambda: stack.consumer.totals.failed > failed_before, 60, "a batch failed while MLflow is down")
+        poll(lambda: stack.queue_depth() == len(plans), 30, "every event of the outage kept in the queue")
+    finally:
+        stack.mlflow.start()
+    wait_landed(stack, client, before + len(plans))
+    found = traces_by_request_tag(client, [p.tag for p in plans])
+    assert {tag: len(traces) for tag, traces in found.items()} == {p.tag: 1 for p in plans}
+    assert len(all_traces(client)) == before + len(plans)
+    assert stack.queue_depth(stack.dlq_url) == 0
+
+
+def test_poison_message_ends_in_the_dlq_and_nothing_else_does(stack, client):
+    before = len(all_traces(client))
+    poison = f"not json {uuid.uuid4()}"
+    stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=poison)
+    plans = plan_requests(6, seed=31)
+    send_all(stack.proxy_url, stack.master_key, plans, concurrency=3)
+    poll(
+        lambda: stack.queue_depth(stack.dlq_url) == 1 and stack.queue_depth() == 0, 120, "the poison message in the DLQ"
+    )
+    assert [m["Body"] for m in stack.dlq_messages()] == [poison]
+    wait_landed(stack, client, before + len(plans))
+    assert len(all_traces(client)) == before + len(plans)
