@@ -100,7 +100,8 @@ def test_litellm_calls_land_as_traces_and_model_metrics(consumer, client, experi
         assert span.outputs == json.loads(json.dumps(payload["response"], default=str))
 
     success = traces[calls["success"]["id"]]
-    assert success.data.spans[0].outputs["choices"][0]["message"]["content"] == "MLflow is an open source MLOps platform."
+    answer = success.data.spans[0].outputs["choices"][0]["message"]["content"]
+    assert answer == "MLflow is an open source MLOps platform."
     assert success.info.tags["team"] == "search" and success.info.tags["canary"] == "true"
     assert success.info.tags["user_id"] == "alice"
     assert success.info.trace_metadata["mlflow.trace.user"] == "alice"
