@@ -10,6 +10,7 @@ environment at first use (see `Settings`), so importing this module never fails 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -22,7 +23,7 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from litellm_mlflow import events
-from litellm_mlflow.sqs_sender import LOG_EVERY_S, SqsBatchSender
+from litellm_mlflow.sqs_sender import LOG_EVERY_S, SqsBatchSender, litellm_logging_worker
 
 logger = logging.getLogger("litellm_mlflow.callback")
 
@@ -183,6 +184,18 @@ class SqsEventLogger(CustomLogger):
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until every event so far is in SQS (True) or `timeout` passes / no queue is configured (False)."""
         return True if self._sender is None else self._sender.flush(timeout)
+
+    async def aflush(self, timeout: float = 10.0) -> bool:
+        """For async programs, before leaving the event loop: let LiteLLM finish its queued logging callbacks, then
+        flush. Without it LiteLLM cancels the callbacks still in flight when the loop closes (for every logger)."""
+        deadline = time.monotonic() + timeout
+        worker = litellm_logging_worker()
+        if worker is not None:
+            try:
+                await asyncio.wait_for(worker.flush(), timeout)
+            except TimeoutError:
+                logger.warning("litellm-mlflow: LiteLLM's logging callbacks did not finish within %.0fs", timeout)
+        return await asyncio.to_thread(self.flush, max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float = 10.0) -> bool:
         """Flush for shutdown; events that still arrive afterwards are sent before their hook returns."""

@@ -378,7 +378,7 @@ def _backoff(attempt: int) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
-def default_sqs_client(queue_url: str) -> Any:
+def default_sqs_client(queue_url: str, endpoint_url: str | None = None) -> Any:
     """One boto3 SQS client from boto3's own environment (region, credentials, AWS_ENDPOINT_URL_SQS).
 
     With no region configured, the region is taken from a standard queue URL (https://sqs.<region>.amazonaws.com/).
@@ -392,7 +392,7 @@ def default_sqs_client(queue_url: str) -> Any:
         match = _SQS_HOST_REGION.search(queue_url)
         region = match.group(1) if match else None
     config = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
-    return session.client("sqs", region_name=region, config=config)
+    return session.client("sqs", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 def _exit_timeout() -> float:
@@ -405,22 +405,38 @@ def _exit_timeout() -> float:
 _LIVE_SENDERS: weakref.WeakSet[SqsBatchSender] = weakref.WeakSet()
 
 
-def drain_litellm_logging_worker() -> None:
-    """Run LiteLLM's pending async logging callbacks now, so their events reach our buffer before we flush.
-
-    LiteLLM drains its own async callback queue in an atexit handler registered when litellm is imported, i.e.
-    before ours, so it would run after our flush. Calling it first (it is idempotent) keeps that ordering right.
-    """
+def litellm_logging_worker() -> Any:
+    """LiteLLM's global async logging worker, if LiteLLM is loaded (it runs every async logging callback)."""
     import sys
 
     module = sys.modules.get("litellm.litellm_core_utils.logging_worker")
-    worker = getattr(module, "GLOBAL_LOGGING_WORKER", None)
+    return getattr(module, "GLOBAL_LOGGING_WORKER", None)
+
+
+def drain_litellm_logging_worker(max_rounds: int = 50) -> None:
+    """Run LiteLLM's pending async logging callbacks now, so their events reach our buffer before we flush.
+
+    LiteLLM drains that queue in an atexit handler registered when litellm is imported, i.e. before ours, so it
+    would run after our flush; and one drain stops after 200 callbacks or 5 s. Repeating it until the queue is
+    empty fixes both (it is idempotent). Callbacks LiteLLM had already started are cancelled when the event loop
+    closes and never reach any logger; async programs avoid that with `await logger.aflush()`.
+    """
+    worker = litellm_logging_worker()
     flush_on_exit = getattr(worker, "_flush_on_exit", None)
-    if callable(flush_on_exit):
+    if not callable(flush_on_exit):
+        return
+    for _ in range(max_rounds):
+        queue = getattr(worker, "_queue", None)
+        if queue is None or queue.empty():
+            return
+        before = queue.qsize()
         try:
             flush_on_exit()
         except Exception:
             logger.exception("litellm-mlflow: draining LiteLLM's logging worker at exit failed")
+            return
+        if queue.qsize() >= before:
+            return
 
 
 @atexit.register
