@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from litellm_mlflow.events import LLMCallEvent
+from litellm_mlflow.mlflow_target import InvalidTrackingUri, parse_tracking_uri
 from litellm_mlflow.sink.server_caps import ServerCapabilities, TraceWriteMode, detect
 from litellm_mlflow.sink.trace_builder import BuiltTrace, build_trace
 from litellm_mlflow.sink.transport import ServerUnavailable, Transport
@@ -63,8 +64,6 @@ class SinkSettings:
         uri = (env.get("MLFLOW_TRACKING_URI") or "").strip()
         if not uri:
             raise SinkConfigError("MLFLOW_TRACKING_URI is not set: give an http(s) MLflow URL or a SageMaker ARN")
-        from litellm_mlflow.mlflow_target import InvalidTrackingUri, parse_tracking_uri
-
         try:
             parse_tracking_uri(uri)
         except InvalidTrackingUri as exc:
@@ -111,6 +110,10 @@ class MlflowSink:
 
         # The sagemaker-mlflow plugin reads the ARN (for signing and routing) from the global tracking URI.
         mlflow.set_tracking_uri(self.settings.tracking_uri)
+        if not parse_tracking_uri(self.settings.tracking_uri).is_sagemaker:
+            # The plugin's header provider is always active and cannot parse a URL as an ARN, so MLflow would log a
+            # warning on every request to a plain server. Nothing is wrong: keep the Lambda's log clean.
+            logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
         transport = Transport.for_tracking_uri(self.settings.tracking_uri)
         capabilities = detect(transport, self.settings.trace_mode, deadline)
         client = MlflowClient(self.settings.tracking_uri)

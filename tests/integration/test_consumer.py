@@ -212,3 +212,28 @@ def test_out_of_time_fails_the_rest_cleanly(consumer, client, experiment_name, l
     assert failed_ids(response) == {record["messageId"] for record in records}
     experiment = client.get_experiment_by_name(experiment_name)
     assert experiment is None or len(client.search_traces(locations=[experiment.experiment_id])) == 0
+
+
+def test_sdk_fallback_path_writes_the_same_traces_once(consumer, client, experiment_name, litellm_capture, monkeypatch):
+    """The path for servers before 3.13 (forced here): one confirmed StartTrace + spans per call, deduplicated."""
+    monkeypatch.setenv("LITELLM_MLFLOW_TRACE_WRITER", "sdk")
+    calls = make_calls(litellm_capture)
+    records = [sqs_record(payload) for payload in calls.values()]
+
+    assert consumer(sqs_event(records)) == {"batchItemFailures": []}
+    assert consumer(sqs_event([sqs_record(p, receive_count=2) for p in calls.values()])) == {"batchItemFailures": []}
+
+    experiment_id = _experiment_id(client, experiment_name)
+    traces = _traces(client, experiment_id)
+    assert len(client.search_traces(locations=[experiment_id], max_results=500)) == 4
+    failure = traces[calls["failure"]["id"]]
+    assert failure.info.state.value == "ERROR"
+    assert failure.info.client_request_id == calls["failure"]["id"]
+    success = traces[calls["success"]["id"]]
+    assert success.info.trace_id == f"tr-{derived_ids(experiment_id, calls['success']['id'])[0]:032x}"
+    assert success.info.tags["team"] == "search"
+    assert success.info.trace_metadata["mlflow.trace.user"] == "alice"
+    assert success.data.spans[0].inputs["messages"] == calls["success"]["messages"]
+    assert success.info.token_usage["total_tokens"] == calls["success"]["total_tokens"]
+    run_id = _model_run(client, experiment_id).info.run_id
+    assert len(client.get_metric_history(run_id, "latency_ms")) == 4

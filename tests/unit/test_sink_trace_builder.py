@@ -1,0 +1,131 @@
+"""LLMCallEvent -> MLflow span/trace: ids, attributes the UI reads, tags, metadata, errors, streams."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.entities import SpanType
+
+from litellm_mlflow.events import event_from_payload
+from litellm_mlflow.sink.otlp_writer import to_otel_proto
+from litellm_mlflow.sink.trace_builder import build_trace, derived_ids, trace_tags
+
+START = 1_790_000_000.25
+
+
+def payload(**overrides) -> dict:
+    base = {
+        "id": "chatcmpl-1",
+        "litellm_call_id": "call-1",
+        "model": "gpt-4o-mini",
+        "call_type": "completion",
+        "startTime": START,
+        "endTime": START + 1.5,
+        "completionStartTime": START + 1.5,
+        "status": "success",
+        "custom_llm_provider": "openai",
+        "prompt_tokens": "10",
+        "completion_tokens": 20,
+        "total_tokens": 30,
+        "response_cost": 0.00135,
+        "cost_breakdown": {"input_cost": 0.00015, "output_cost": 0.0012, "total_cost": 0.00135},
+        "request_tags": ["team:search", "canary"],
+        "session_id": "sess-9",
+        "metadata": {"user_api_key_user_id": "alice", "user_api_key_team_id": "t-1", "user_api_key_alias": "ci-key"},
+        "model_parameters": {"temperature": 0.2, "user": "alice"},
+        "messages": [{"role": "user", "content": "hi"}],
+        "response": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}]},
+    }
+    base.update(overrides)
+    return base
+
+
+def test_ids_are_derived_from_event_and_experiment():
+    first = build_trace(event_from_payload(payload()), "7")
+    again = build_trace(event_from_payload(payload()), "7")
+    elsewhere = build_trace(event_from_payload(payload()), "8")
+    other_event = build_trace(event_from_payload(payload(id="chatcmpl-2")), "7")
+
+    assert first.trace_id == again.trace_id and first.span.span_id == again.span.span_id
+    assert first.trace_id != elsewhere.trace_id
+    assert first.trace_id != other_event.trace_id
+    assert first.trace_id == f"tr-{derived_ids('7', 'chatcmpl-1')[0]:032x}"
+    assert first.span.trace_id == first.trace_id
+
+
+def test_span_has_what_the_mlflow_chat_view_reads():
+    span = build_trace(event_from_payload(payload()), "7").span
+
+    assert span.span_type == SpanType.CHAT_MODEL
+    assert span.inputs == {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                           "temperature": 0.2, "user": "alice"}  # fmt: skip
+    assert span.outputs["choices"][0]["message"]["content"] == "hello"
+    assert span.attributes["mlflow.chat.tokenUsage"] == {"input_tokens": 10, "output_tokens": 20, "total_tokens": 30}
+    assert span.attributes["mlflow.llm.cost"] == {"input_cost": 0.00015, "output_cost": 0.0012, "total_cost": 0.00135}
+    assert span.attributes["mlflow.llm.model"] == "gpt-4o-mini"
+    assert span.attributes["mlflow.llm.provider"] == "openai"
+    assert span.attributes["mlflow.message.format"] == "openai"
+    assert span.start_time_ns == 1_790_000_000_250_000_000
+    assert span.end_time_ns - span.start_time_ns == 1_500_000_000
+    assert span.status.status_code.value == "OK"
+    assert "litellm.ttft_ms" not in span.attributes  # not a stream
+
+
+def test_tags_and_metadata():
+    built = build_trace(event_from_payload(payload(request_tags=["team:search", "canary", "model:spoofed"])), "7")
+
+    assert built.tags["team"] == "search" and built.tags["canary"] == "true"
+    assert built.tags["model"] == "gpt-4o-mini"  # request tags cannot override the fixed names
+    assert built.tags["request_id"] == "call-1" and built.tags["event_id"] == "chatcmpl-1"
+    assert built.tags["user_id"] == "alice" and built.tags["team_id"] == "t-1" and built.tags["key_alias"] == "ci-key"
+    assert built.tags["status"] == "success"
+    assert built.metadata == {"mlflow.trace.user": "alice", "mlflow.trace.session": "sess-9"}
+    info = built.trace_info()
+    assert info.client_request_id == "chatcmpl-1"
+    assert info.request_time == 1_790_000_000_250 and info.execution_duration == 1500
+    assert info.tags["team"] == "search" and info.trace_metadata["mlflow.trace.session"] == "sess-9"
+
+
+def test_long_tag_values_are_truncated_not_dropped():
+    tags = trace_tags(event_from_payload(payload(request_tags=["note:" + "x" * 5000])))
+    assert len(tags["note"]) == 4096 and tags["note"].endswith("...")
+
+
+def test_failure_is_an_error_span_with_an_exception_event():
+    failed = payload(
+        status="failure",
+        response={},
+        error_str="litellm.RateLimitError: slow down",
+        error_information={"error_class": "RateLimitError", "error_code": "429", "error_message": "slow down",
+                           "llm_provider": "openai", "traceback": "Traceback ..."},
+    )  # fmt: skip
+    span = build_trace(event_from_payload(failed), "7").span
+
+    assert span.status.status_code.value == "ERROR"
+    assert span.status.description == "slow down"
+    assert span.outputs is None
+    (event,) = span.events
+    assert event.name == "exception"
+    assert event.attributes == {
+        "exception.type": "RateLimitError",
+        "exception.message": "slow down",
+        "exception.code": "429",
+        "exception.provider": "openai",
+        "exception.stacktrace": "Traceback ...",
+    }
+    assert build_trace(event_from_payload(failed), "7").trace_info().state.value == "ERROR"
+
+
+def test_stream_records_time_to_first_token():
+    streamed = payload(stream=True, completionStartTime=START + 0.2)
+    span = build_trace(event_from_payload(streamed), "7").span
+    assert span.attributes["litellm.ttft_ms"] == pytest.approx(200.0)
+    (first_token,) = [event for event in span.events if event.name == "first_token"]
+    assert first_token.timestamp == span.start_time_ns + 200_000_000
+
+
+def test_otlp_proto_carries_tags_and_user_session_for_the_server():
+    proto = to_otel_proto(build_trace(event_from_payload(payload()), "7"))
+    keys = {attribute.key for attribute in proto.attributes}
+    assert {"mlflow.traceTag.team", "mlflow.traceTag.model", "user.id", "session.id"} <= keys
+    assert proto.start_time_unix_nano == 1_790_000_000_250_000_000
+    assert len(proto.trace_id) == 16 and len(proto.span_id) == 8

@@ -1,0 +1,110 @@
+"""Trace path choice, configuration errors, and the OTLP writer's chunking / isolation / deadline behaviour.
+
+The OTLP writer is driven through a recording transport that answers like the MLflow server does (200, or 422 for a
+request containing a rejected trace, or a connection failure), so the splitting logic is checked request by request.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from packaging.version import Version
+
+from litellm_mlflow.events import event_from_payload
+from litellm_mlflow.sink.otlp_writer import DEADLINE_REASON, OtlpTraceWriter
+from litellm_mlflow.sink.server_caps import TraceWriteMode, capabilities_for
+from litellm_mlflow.sink.trace_builder import build_trace
+from litellm_mlflow.sink.transport import ServerUnavailable
+from litellm_mlflow.sink.writer import SinkConfigError, SinkSettings
+
+
+@pytest.mark.parametrize(
+    ("version", "mode"),
+    [("3.0.0", "sdk"), ("3.4.1", "sdk"), ("3.12.0", "sdk"), ("3.13.0", "otlp"), ("3.17.2", "otlp"), (None, "sdk")],
+)
+def test_trace_path_by_server_version(version, mode):
+    caps = capabilities_for(Version(version) if version else None)
+    assert caps.mode.value == mode
+    assert capabilities_for(Version("3.17.2"), TraceWriteMode.SDK).mode is TraceWriteMode.SDK
+
+
+def test_settings_from_env():
+    settings = SinkSettings.from_env({"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"})
+    assert settings.experiment_name == "litellm-monitoring" and settings.trace_mode is None
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-app/app-abcdef123456"
+    assert SinkSettings.from_env({"MLFLOW_TRACKING_URI": arn, "LITELLM_MLFLOW_TRACE_WRITER": "SDK"}).trace_mode == "sdk"
+    with pytest.raises(SinkConfigError, match="MLFLOW_TRACKING_URI is not set"):
+        SinkSettings.from_env({})
+    with pytest.raises(SinkConfigError, match="not usable"):
+        SinkSettings.from_env({"MLFLOW_TRACKING_URI": "file:///tmp/mlruns"})
+    with pytest.raises(SinkConfigError, match="LITELLM_MLFLOW_TRACE_WRITER"):
+        SinkSettings.from_env({"MLFLOW_TRACKING_URI": "http://x", "LITELLM_MLFLOW_TRACE_WRITER": "fast"})
+
+
+class Response:
+    def __init__(self, status_code: int, text: str = "") -> None:
+        self.status_code, self.text = status_code, text
+
+
+class RecordingTransport:
+    """Answers 422 to any request that contains a trace id in `rejected`, else 200; or fails after `down_after`."""
+
+    def __init__(self, rejected: set[bytes] = frozenset(), down_after: int | None = None) -> None:
+        self.rejected = rejected
+        self.down_after = down_after
+        self.batches: list[int] = []
+
+    def request(self, method, endpoint, *, data=None, headers=None, deadline=None, retries=None):
+        assert (method, endpoint) == ("POST", "/v1/traces")
+        assert headers["x-mlflow-experiment-id"] == "7"
+        if self.down_after is not None and len(self.batches) >= self.down_after:
+            raise ServerUnavailable("connection refused")
+        request = ExportTraceServiceRequest.FromString(data)
+        spans = request.resource_spans[0].scope_spans[0].spans
+        self.batches.append(len(spans))
+        if any(span.trace_id in self.rejected for span in spans):
+            return Response(422, "Cannot convert OpenTelemetry span to MLflow span")
+        return Response(200)
+
+
+def traces(count: int):
+    return [
+        build_trace(event_from_payload({"id": f"e{i}", "model": "m", "startTime": 1.0, "endTime": 2.0}), "7")
+        for i in range(count)
+    ]
+
+
+def test_many_traces_per_request():
+    transport = RecordingTransport()
+    writer = OtlpTraceWriter(transport, max_traces_per_request=40)
+    assert writer.write(traces(100)) == {}
+    assert transport.batches == [40, 40, 20]
+    assert writer.requests_sent == 3
+
+
+def test_a_rejected_trace_fails_alone():
+    batch = traces(16)
+    bad = batch[5]
+    transport = RecordingTransport(rejected={bad.otel_trace_id.to_bytes(16, "big")})
+    failures = OtlpTraceWriter(transport).write(batch)
+    assert list(failures) == [bad.trace_id]
+    assert "rejected" in failures[bad.trace_id]
+    assert transport.batches[0] == 16 and transport.batches.count(1) >= 1
+    assert len(transport.batches) <= 1 + 2 * 4  # bisection: a few requests, not one per trace
+
+
+def test_server_down_fails_everything_not_yet_sent():
+    batch = traces(10)
+    failures = OtlpTraceWriter(RecordingTransport(down_after=1), max_traces_per_request=4).write(batch)
+    assert set(failures) == {trace.trace_id for trace in batch[4:]}
+    assert all(reason.startswith("MLflow unavailable") for reason in failures.values())
+
+
+def test_past_deadline_sends_nothing():
+    transport = RecordingTransport()
+    batch = traces(3)
+    failures = OtlpTraceWriter(transport).write(batch, deadline=time.monotonic() - 1)
+    assert failures == {trace.trace_id: DEADLINE_REASON for trace in batch}
+    assert transport.batches == []
