@@ -321,9 +321,10 @@ def worker_dropped(workdir: Path, index: int) -> int:
 
 
 def inject_faults(config: SoakConfig, stack: LocalStack, report: SoakReport, out: Callable[[str], None]) -> None:
-    """The fault schedule: an MLflow restart early, the SQS outage while callers still send, a second restart."""
+    """The fault schedule, once traffic flows: an MLflow restart, the SQS outage while callers still send, a second
+    MLflow restart."""
+    wait_for_traffic(stack, max(1, config.events // 20))
     if config.mlflow_restarts >= 1:
-        time.sleep(3)
         out("fault: MLflow server killed (restarting)")
         restart_mlflow(stack, report)
         out("fault: MLflow server back")
@@ -336,6 +337,17 @@ def inject_faults(config: SoakConfig, stack: LocalStack, report: SoakReport, out
         out("fault: MLflow server killed again (restarting)")
         restart_mlflow(stack, report)
         out("fault: MLflow server back")
+
+
+def wait_for_traffic(stack: LocalStack, messages: int, timeout_s: float = 180) -> None:
+    """Until the callers have put `messages` into the queue (so faults hit a pipeline in motion)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        sent = stack.sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["All"])["Attributes"]
+        in_flight = int(sent["ApproximateNumberOfMessages"]) + int(sent["ApproximateNumberOfMessagesNotVisible"])
+        if in_flight + stack.consumer.totals.succeeded >= messages:
+            return
+        time.sleep(0.2)
 
 
 def wait_drained(stack: LocalStack, expected: int, poison: int, timeout_s: float, out: Callable[[str], None]) -> None:
