@@ -16,14 +16,15 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from litellm_mlflow import events
-from litellm_mlflow.sqs_sender import LOG_EVERY_S, SqsBatchSender, litellm_logging_worker
+from litellm_mlflow import events, proxy_shutdown
+from litellm_mlflow.sqs_sender import LOG_EVERY_S, SqsBatchSender, exit_flush_timeout, litellm_logging_worker
 
 logger = logging.getLogger("litellm_mlflow.callback")
 
@@ -114,6 +115,7 @@ class SqsEventLogger(CustomLogger):
         self._start_lock = threading.Lock()
         self.missing_payload = 0
         self._last_missing_log = 0.0
+        _LOGGERS.add(self)
 
     # LiteLLM calls these with keyword arguments: the parameter names are part of the interface.
     def log_success_event(self, kwargs, response_obj, start_time, end_time) -> None:
@@ -150,6 +152,7 @@ class SqsEventLogger(CustomLogger):
             )
 
     def _start(self) -> SqsBatchSender:
+        proxy_shutdown.install(close_all_loggers)
         with self._start_lock:
             if self._sender is None:
                 settings = self._settings or Settings.from_env()
@@ -197,6 +200,12 @@ class SqsEventLogger(CustomLogger):
                 logger.warning("litellm-mlflow: LiteLLM's logging callbacks did not finish within %.0fs", timeout)
         return await asyncio.to_thread(self.flush, max(0.0, deadline - time.monotonic()))
 
+    async def aclose(self, timeout: float = 10.0) -> bool:
+        """`aflush`, then `close`: for an async host's shutdown (the LiteLLM proxy's is hooked automatically)."""
+        deadline = time.monotonic() + timeout
+        await self.aflush(timeout)
+        return await asyncio.to_thread(self.close, max(0.0, deadline - time.monotonic()))
+
     def close(self, timeout: float = 10.0) -> bool:
         """Flush for shutdown; events that still arrive afterwards are sent before their hook returns."""
         return True if self._sender is None else self._sender.close(timeout)
@@ -211,4 +220,14 @@ class SqsEventLogger(CustomLogger):
         return base
 
 
+_LOGGERS: weakref.WeakSet[SqsEventLogger] = weakref.WeakSet()
+
+
+async def close_all_loggers() -> None:
+    """Drain every logger of this process that has published something (the proxy's shutdown calls this)."""
+    for event_logger in [item for item in list(_LOGGERS) if item._sender is not None]:
+        await event_logger.aclose(exit_flush_timeout())
+
+
 sqs_logger = SqsEventLogger()
+proxy_shutdown.install(close_all_loggers)

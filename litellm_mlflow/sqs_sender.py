@@ -129,7 +129,7 @@ class SqsBatchSender:
             self._wakeup.set()
         if self._closing and self._exit_flush_ok:
             # Only after the exit flush: a late event (e.g. LiteLLM's own exit-time drain) is sent before we return.
-            self._exit_flush_ok = self.flush(timeout=_exit_timeout())
+            self._exit_flush_ok = self.flush(timeout=exit_flush_timeout())
         return True
 
     def _report_overflow(self) -> None:
@@ -395,7 +395,8 @@ def default_sqs_client(queue_url: str, endpoint_url: str | None = None) -> Any:
     return session.client("sqs", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
-def _exit_timeout() -> float:
+def exit_flush_timeout() -> float:
+    """How long exit-time flushes may wait for SQS (LITELLM_MLFLOW_EXIT_FLUSH_TIMEOUT_S, default 30 s)."""
     try:
         return float(os.environ.get("LITELLM_MLFLOW_EXIT_FLUSH_TIMEOUT_S", "30"))
     except ValueError:
@@ -446,7 +447,7 @@ def _flush_all_at_exit() -> None:
         return
     drain_litellm_logging_worker()
     for sender in senders:
-        sender.close(timeout=_exit_timeout())
+        sender.close(timeout=exit_flush_timeout())
 
 
 def _reset_after_fork() -> None:
