@@ -61,7 +61,10 @@ class SdkTraceWriter:
     def _write_one(self, trace: BuiltTrace) -> None:
         if self.log_spans_supported:
             self.client.log_spans(trace.experiment_id, [trace.span])
-        info = self.client.start_trace(trace.trace_info())
+        info = trace.trace_info()
+        # What `_already_stored` looks for, also on 3.0/3.1 servers that make their own trace ids.
+        info.tags[EVENT_ID_TAG] = trace.event_id
+        info = self.client.start_trace(info)
         if info.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value:
             self.client._upload_trace_data(info, TraceData(spans=[trace.span]))
 

@@ -241,20 +241,17 @@ def trace_tags(event: LLMCallEvent) -> dict[str, str]:
         key = key.strip()
         if key:
             tags[key] = value.strip() if sep else "true"
+    # Each tag is a row the server writes per trace (about half its ingest cost), so only what people filter on;
+    # provider, call type and the rest are span attributes.
     fixed = {
         "model": event.model,
         "model_group": event.model_group,
-        "provider": event.provider,
         "status": event.status,
         "request_id": event.call_id,
-        "event_id": event.event_id,
         "user_id": event.user_id,
         "team_id": event.team_id,
-        "team_alias": event.team_alias,
         "key_alias": event.key_alias,
         "cache_hit": None if event.cache_hit is None else str(event.cache_hit).lower(),
-        "call_type": event.call_type,
-        "source": event.source,
     }
     tags.update({key: value for key, value in fixed.items() if value not in (None, "")})
     return {

@@ -29,9 +29,16 @@ def _experiment_id(client: MlflowClient, name: str) -> str:
     return experiment.experiment_id
 
 
-def _traces(client: MlflowClient, experiment_id: str) -> dict[str, object]:
-    traces = client.search_traces(locations=[experiment_id], max_results=500)
-    return {trace.info.tags["event_id"]: trace for trace in traces}
+def _traces(client: MlflowClient, experiment_id: str, events: list[dict]) -> dict[str, object]:
+    """The experiment's traces by event id (trace ids are derived from the event id), checking there are no others."""
+    traces = {trace.info.trace_id: trace for trace in client.search_traces(locations=[experiment_id], max_results=500)}
+    by_event = {}
+    for payload in events:
+        trace_id = f"tr-{derived_ids(experiment_id, payload['id'])[0]:032x}"
+        if trace_id in traces:
+            by_event[payload["id"]] = traces.pop(trace_id)
+    assert not traces, f"unexpected traces: {list(traces)}"
+    return by_event
 
 
 def _model_run(client: MlflowClient, experiment_id: str, model: str = MODEL):
@@ -58,14 +65,13 @@ def test_litellm_calls_land_as_traces_and_model_metrics(consumer, client, experi
 
     assert response == {"batchItemFailures": []}
     experiment_id = _experiment_id(client, experiment_name)
-    traces = _traces(client, experiment_id)
+    traces = _traces(client, experiment_id, list(calls.values()))
     assert set(traces) == {payload["id"] for payload in calls.values()}
 
     for kind, payload in calls.items():
         trace = traces[payload["id"]]
         info, span = trace.info, trace.data.spans[0]
         assert len(trace.data.spans) == 1
-        assert info.trace_id == f"tr-{derived_ids(experiment_id, payload['id'])[0]:032x}"
         assert info.request_time == round(payload["startTime"] * 1_000_000) // 1000
         assert abs(info.execution_duration - (payload["endTime"] - payload["startTime"]) * 1000) <= 1
         assert span.start_time_ns // 1000 == round(payload["startTime"] * 1_000_000)
@@ -175,7 +181,7 @@ def test_poison_records_fail_alone(consumer, client, experiment_name, litellm_ca
 
     assert failed_ids(response) == {record["messageId"] for record in bad}
     experiment_id = _experiment_id(client, experiment_name)
-    assert set(_traces(client, experiment_id)) == {payload["id"] for payload in calls.values()}
+    assert set(_traces(client, experiment_id, list(calls.values()))) == {p["id"] for p in calls.values()}
     run_id = _model_run(client, experiment_id).info.run_id
     assert len(client.get_metric_history(run_id, "latency_ms")) == 4
 
@@ -198,7 +204,7 @@ def test_mlflow_down_fails_every_record_and_redelivery_lands_them(
     redelivered = [sqs_record(payload, receive_count=2) for payload in rest]
     assert consumer(sqs_event(redelivered)) == {"batchItemFailures": []}
     experiment_id = _experiment_id(client, experiment_name)
-    assert set(_traces(client, experiment_id)) == {payload["id"] for payload in calls.values()}
+    assert set(_traces(client, experiment_id, list(calls.values()))) == {p["id"] for p in calls.values()}
     run_id = _model_run(client, experiment_id).info.run_id
     assert len(client.get_metric_history(run_id, "latency_ms")) == 4
 
@@ -224,7 +230,7 @@ def test_sdk_fallback_path_writes_the_same_traces_once(consumer, client, experim
     assert consumer(sqs_event([sqs_record(p, receive_count=2) for p in calls.values()])) == {"batchItemFailures": []}
 
     experiment_id = _experiment_id(client, experiment_name)
-    traces = _traces(client, experiment_id)
+    traces = _traces(client, experiment_id, list(calls.values()))
     assert len(client.search_traces(locations=[experiment_id], max_results=500)) == 4
     failure = traces[calls["failure"]["id"]]
     assert failure.info.state.value == "ERROR"

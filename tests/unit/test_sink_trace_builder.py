@@ -75,7 +75,7 @@ def test_tags_and_metadata():
 
     assert built.tags["team"] == "search" and built.tags["canary"] == "true"
     assert built.tags["model"] == "gpt-4o-mini"  # request tags cannot override the fixed names
-    assert built.tags["request_id"] == "call-1" and built.tags["event_id"] == "chatcmpl-1"
+    assert built.tags["request_id"] == "call-1"
     assert built.tags["user_id"] == "alice" and built.tags["team_id"] == "t-1" and built.tags["key_alias"] == "ci-key"
     assert built.tags["status"] == "success"
     assert built.metadata == {"mlflow.trace.user": "alice", "mlflow.trace.session": "sess-9"}
