@@ -42,7 +42,7 @@ _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the callback can be told; the queue URL is re-read until it is set (a later fix needs no restart)."""
+    """Everything the callback can be told; read once, when the first event arrives."""
 
     queue_url: str | None = None
     log_content: bool = True
@@ -157,15 +157,15 @@ class SqsEventLogger(CustomLogger):
             if self._sender is None:
                 settings = self._settings or Settings.from_env()
                 self._settings = settings
-                if not settings.queue_url and not os.environ.get(QUEUE_URL_ENV):
+                if not settings.queue_url:
                     logger.error(
                         "litellm-mlflow: %s is not set, so LiteLLM calls cannot be published to SQS. Events are "
-                        "kept in memory (up to %d) and sent once it is set.",
+                        "kept in memory (up to %d), counted, and reported as lost at exit.",
                         QUEUE_URL_ENV,
                         settings.buffer_size,
                     )
                 self._sender = SqsBatchSender(
-                    queue_url=self._queue_url,
+                    queue_url=settings.queue_url,
                     encode=functools.partial(
                         events.encode_event,
                         log_content=settings.log_content,
@@ -177,10 +177,6 @@ class SqsEventLogger(CustomLogger):
                     client_factory=self._client_factory,
                 )
             return self._sender
-
-    def _queue_url(self) -> str | None:
-        configured = self._settings.queue_url if self._settings else None
-        return configured or os.environ.get(QUEUE_URL_ENV) or None
 
     # ------------------------------------------------------------------------------------------- control
 

@@ -251,7 +251,7 @@ class SqsBatchSender:
         url = source() if callable(source) else source
         if not url:
             raise QueueNotConfiguredError(
-                "LITELLM_MLFLOW_QUEUE_URL is not set; events are kept in memory (up to the buffer size) until it is"
+                "LITELLM_MLFLOW_QUEUE_URL is not set; events are kept in memory (up to the buffer size), not sent"
             )
         return url
 
