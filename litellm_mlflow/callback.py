@@ -152,7 +152,7 @@ class SqsEventLogger(CustomLogger):
             )
 
     def _start(self) -> SqsBatchSender:
-        proxy_shutdown.install(close_all_loggers)
+        proxy_shutdown.install(flush_all_loggers)
         with self._start_lock:
             if self._sender is None:
                 settings = self._settings or Settings.from_env()
@@ -196,12 +196,6 @@ class SqsEventLogger(CustomLogger):
                 logger.warning("litellm-mlflow: LiteLLM's logging callbacks did not finish within %.0fs", timeout)
         return await asyncio.to_thread(self.flush, max(0.0, deadline - time.monotonic()))
 
-    async def aclose(self, timeout: float = 10.0) -> bool:
-        """`aflush`, then `close`: for an async host's shutdown (the LiteLLM proxy's is hooked automatically)."""
-        deadline = time.monotonic() + timeout
-        await self.aflush(timeout)
-        return await asyncio.to_thread(self.close, max(0.0, deadline - time.monotonic()))
-
     def close(self, timeout: float = 10.0) -> bool:
         """Flush for shutdown; events that still arrive afterwards are sent before their hook returns."""
         return True if self._sender is None else self._sender.close(timeout)
@@ -219,11 +213,15 @@ class SqsEventLogger(CustomLogger):
 _LOGGERS: weakref.WeakSet[SqsEventLogger] = weakref.WeakSet()
 
 
-async def close_all_loggers() -> None:
-    """Drain every logger of this process that has published something (the proxy's shutdown calls this)."""
+async def flush_all_loggers() -> None:
+    """Drain every logger of this process that has published something (the proxy's shutdown calls this).
+
+    A flush, not a close: if the process lives on (an app's lifespan in tests), logging simply continues.
+    """
     for event_logger in [item for item in list(_LOGGERS) if item._sender is not None]:
-        await event_logger.aclose(exit_flush_timeout())
+        if not await event_logger.aflush(exit_flush_timeout()):
+            logger.error("litellm-mlflow: not everything reached SQS at the proxy's shutdown: %s", event_logger.stats())
 
 
 sqs_logger = SqsEventLogger()
-proxy_shutdown.install(close_all_loggers)
+proxy_shutdown.install(flush_all_loggers)

@@ -58,17 +58,24 @@ class _Entry:
     sender_faults: int = 0
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """An already encoded entry put back in the buffer after an unexpected sender error."""
+
+    entry: _Entry
+
+
 class SqsBatchSender:
     """Publishes submitted payloads to one SQS queue from a background thread.
 
-    `queue_url` may be a callable so the URL is read at first use (the proxy imports the callback module before
-    the operator's environment is necessarily complete, and a missing URL must not crash it).
+    Without a `queue_url` nothing is sent: events are buffered and counted, and `flush()` reports False, so a
+    misconfigured proxy keeps serving and says why.
     """
 
     def __init__(
         self,
         *,
-        queue_url: str | Callable[[], str | None] | None,
+        queue_url: str | None,
         encode: Callable[[Mapping[str, Any]], Encoded],
         buffer_size: int = 10_000,
         linger_s: float = 0.1,
@@ -77,7 +84,7 @@ class SqsBatchSender:
     ) -> None:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
-        self._queue_url_source = queue_url
+        self._queue_url_value = queue_url
         self._encode = encode
         self._capacity = buffer_size
         self._linger_s = max(0.0, linger_s)
@@ -125,7 +132,7 @@ class SqsBatchSender:
         if self._thread is None:
             self._start()
         # Wake the sender when it may be idle (first item) or a full batch is ready; otherwise it is lingering.
-        if size % SQS_MAX_BATCH_ENTRIES in (0, SQS_MAX_BATCH_ENTRIES - 1) and not self._wakeup.is_set():
+        if (size == 0 or (size + 1) % SQS_MAX_BATCH_ENTRIES == 0) and not self._wakeup.is_set():
             self._wakeup.set()
         if self._closing and self._exit_flush_ok:
             # Only after the exit flush: a late event (e.g. LiteLLM's own exit-time drain) is sent before we return.
@@ -231,10 +238,21 @@ class SqsBatchSender:
                 continue
             self._config_error = None
             attempt = 0
-            batch, carry = self._take_batch(carry)
-            if batch:
-                self._send(client, queue_url, batch)
+            batch: list[_Entry] = []
+            try:
+                batch, carry = self._take_batch(carry)
+                if batch:
+                    self._send(client, queue_url, batch)
+            except Exception:  # a bug here must not end the thread: re-send the batch (at least once, never lost)
+                logger.exception("litellm-mlflow: unexpected error in the SQS sender; the batch will be retried")
+                self._requeue(batch)
+                time.sleep(_backoff(3))
             self._notify_progress()
+
+    def _requeue(self, batch: list[_Entry]) -> None:
+        # Entries are already encoded; keep them as ready-made messages ahead of newer payloads.
+        for entry in reversed(batch):
+            self._buffer.appendleft(_Prepared(entry))
 
     def _linger(self) -> None:
         """Wait briefly for a full batch so a busy proxy sends ~1 request per 10 events; never while flushing."""
@@ -247,8 +265,7 @@ class SqsBatchSender:
             self._wakeup.wait(remaining)
 
     def _queue_url(self) -> str:
-        source = self._queue_url_source
-        url = source() if callable(source) else source
+        url = self._queue_url_value
         if not url:
             raise QueueNotConfiguredError(
                 "LITELLM_MLFLOW_QUEUE_URL is not set; events are kept in memory (up to the buffer size), not sent"
@@ -267,7 +284,7 @@ class SqsBatchSender:
                     payload = self._buffer.popleft()
                 except IndexError:
                     break
-                entry = self._encode_entry(payload)
+                entry = payload.entry if isinstance(payload, _Prepared) else self._encode_entry(payload)
                 if entry is None:
                     continue
             if batch and total + entry.message.size > SQS_MAX_BATCH_BYTES:
