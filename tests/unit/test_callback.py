@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
@@ -88,3 +89,23 @@ def test_a_call_without_standard_logging_object_is_counted(caplog) -> None:
         logger.log_failure_event(kwargs={"call_type": "embedding"}, response_obj=None, start_time=None, end_time=None)
     assert logger.stats()["missing_payload"] == 1 and logger.stats()["enqueued"] == 0
     assert "without standard_logging_object" in caplog.text
+
+
+def test_a_forked_worker_starts_clean_instead_of_resending_the_parents_events() -> None:
+    from litellm_mlflow.events import encode_event
+    from litellm_mlflow.sqs_sender import SqsBatchSender
+
+    sender = SqsBatchSender(queue_url=None, encode=encode_event, linger_s=0)
+    for i in range(3):
+        sender.submit(payload(i))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child (a gunicorn/uvicorn worker): the parent's buffer is not its to send
+        stats = sender.stats()
+        os.write(write_end, f"{stats['enqueued']} {stats['pending']} {sender.flush(0.1)}".encode())
+        os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert os.read(read_end, 100).decode() == "0 0 True"
+    assert sender.stats()["pending"] == 3  # the parent still owns them
