@@ -23,6 +23,12 @@ from litellm_mlflow.sink.transport import RequestRejected, ServerUnavailable, Tr
 USER_ID_ATTRIBUTE = "user.id"
 SESSION_ID_ATTRIBUTE = "session.id"
 DEADLINE_REASON = "not written: the invocation's time ran out before this trace was sent"
+# The endpoint is missing or disabled (e.g. a gateway in front of MLflow does not route it): not the payload's fault.
+ENDPOINT_MISSING_STATUSES = (404, 405, 501)
+
+
+class OtlpEndpointMissing(RuntimeError):
+    """`/v1/traces` is not served here although the version says it should be: use the SDK path instead."""
 
 
 @dataclass
@@ -96,6 +102,8 @@ class OtlpTraceWriter:
             headers={"Content-Type": "application/x-protobuf", MLFLOW_EXPERIMENT_ID_HEADER: experiment_ids.pop()},
             deadline=deadline,
         )
+        if response.status_code in ENDPOINT_MISSING_STATUSES:
+            raise OtlpEndpointMissing(f"POST {OTLP_TRACES_PATH} answered HTTP {response.status_code}")
         if response.status_code != 200:
             raise RequestRejected(f"HTTP {response.status_code}: {response.text[:300]}", response.status_code)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from litellm_mlflow.events import LLMCallEvent
 from litellm_mlflow.mlflow_target import InvalidTrackingUri, parse_tracking_uri
+from litellm_mlflow.sink.otlp_writer import OtlpEndpointMissing, OtlpTraceWriter
 from litellm_mlflow.sink.server_caps import ServerCapabilities, TraceWriteMode, detect
 from litellm_mlflow.sink.trace_builder import BuiltTrace, build_trace
 from litellm_mlflow.sink.transport import ServerUnavailable, Transport
@@ -101,12 +102,9 @@ class MlflowSink:
         if self._metrics_writer is not None:
             return
         import mlflow
-        from mlflow.tracing.client import TracingClient
         from mlflow.tracking import MlflowClient
 
         from litellm_mlflow.sink.metrics import MetricsWriter, ModelRuns
-        from litellm_mlflow.sink.otlp_writer import OtlpTraceWriter
-        from litellm_mlflow.sink.sdk_writer import SdkTraceWriter
 
         # The sagemaker-mlflow plugin reads the ARN (for signing and routing) from the global tracking URI.
         mlflow.set_tracking_uri(self.settings.tracking_uri)
@@ -118,15 +116,24 @@ class MlflowSink:
         capabilities = detect(transport, self.settings.trace_mode, deadline)
         client = MlflowClient(self.settings.tracking_uri)
         experiment_id = resolve_experiment(client, self.settings.experiment_name)
+        self.capabilities = capabilities
         if capabilities.mode is TraceWriteMode.OTLP:
             trace_writer = OtlpTraceWriter(transport, max_traces_per_request=self.settings.max_traces_per_request)
         else:
-            trace_writer = SdkTraceWriter(TracingClient(self.settings.tracking_uri), capabilities.supports_log_spans)
+            trace_writer = self._sdk_writer()
         runs = ModelRuns(client, experiment_id)
         runs.load()
         self.experiment_id, self.capabilities = experiment_id, capabilities
         self._trace_writer, self._metrics_writer = trace_writer, MetricsWriter(runs)
         logger.info("MLflow sink ready: %s, experiment %s", capabilities.describe(), experiment_id)
+
+    def _sdk_writer(self):
+        from mlflow.tracing.client import TracingClient
+
+        from litellm_mlflow.sink.sdk_writer import SdkTraceWriter
+
+        log_spans = self.capabilities is not None and self.capabilities.supports_log_spans
+        return SdkTraceWriter(TracingClient(self.settings.tracking_uri), log_spans)
 
     # ------------------------------------------------------------------------------------------ writing
 
@@ -156,7 +163,12 @@ class MlflowSink:
 
         trace_writer, metrics_writer = self._trace_writer, self._metrics_writer
         sent_before = getattr(trace_writer, "requests_sent", 0)
-        trace_failures = trace_writer.write(list(traces.values()), deadline)
+        try:
+            trace_failures = trace_writer.write(list(traces.values()), deadline)
+        except OtlpEndpointMissing as exc:
+            logger.warning("%s; switching this container to the SDK trace path", exc)
+            self._trace_writer = self._sdk_writer()
+            trace_failures = self._trace_writer.write(list(traces.values()), deadline)
         result.trace_requests = getattr(trace_writer, "requests_sent", 0) - sent_before
         for trace_id, reason in trace_failures.items():
             for index in indexes_by_trace[trace_id]:

@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from packaging.version import Version
 
 from litellm_mlflow.events import event_from_payload
-from litellm_mlflow.sink.otlp_writer import DEADLINE_REASON, OtlpTraceWriter
+from litellm_mlflow.sink.otlp_writer import DEADLINE_REASON, OtlpEndpointMissing, OtlpTraceWriter
 from litellm_mlflow.sink.server_caps import TraceWriteMode, capabilities_for
 from litellm_mlflow.sink.trace_builder import build_trace
 from litellm_mlflow.sink.transport import ServerUnavailable
@@ -108,3 +108,12 @@ def test_past_deadline_sends_nothing():
     failures = OtlpTraceWriter(transport).write(batch, deadline=time.monotonic() - 1)
     assert failures == {trace.trace_id: DEADLINE_REASON for trace in batch}
     assert transport.batches == []
+
+
+def test_missing_otlp_endpoint_is_reported_not_blamed_on_the_traces():
+    class NotRouted(RecordingTransport):
+        def request(self, method, endpoint, **kwargs):
+            return Response(404, "Not Found")
+
+    with pytest.raises(OtlpEndpointMissing):
+        OtlpTraceWriter(NotRouted()).write(traces(3))
