@@ -242,26 +242,45 @@ def _attributes_size(attributes: Mapping[str, Mapping[str, str]]) -> int:
     return sum(len(name) + len(attr["DataType"]) + len(attr["StringValue"]) for name, attr in attributes.items())
 
 
+# Identity fields the consumer keys on (trace ids, tags) stay whole whatever else is shortened.
+_NEVER_TRUNCATED = frozenset(
+    {"id", "model", "truncated", "litellm_call_id", "trace_id", "session_id", "status", "call_type", "model_group",
+     "model_id", "custom_llm_provider"}
+)  # fmt: skip
+
+
+_NUMBERS_KEPT = ("completionStartTime", "prompt_tokens", "completion_tokens", "total_tokens", "response_cost",
+                 "stream", "cache_hit")  # fmt: skip
+
+
 def _encode_truncated(event: dict[str, Any], max_bytes: int, compress_threshold: int) -> EncodedMessage:
     """Shrink the longest strings (content first, then anything) until the compressed body fits."""
     for keys in (CONTENT_KEYS, None):
         longest = _longest_string(event, keys)
         cap = longest
         while cap > 64:
-            cap = cap // 2
+            cap = max(64, cap // 2)
             candidate = dict(event)
             candidate["truncated"] = True
             for key in keys or list(candidate):
-                if key in candidate and key not in ("id", "model", "truncated"):
+                if key in candidate and key not in _NEVER_TRUNCATED:
                     candidate[key] = _cap_strings(candidate[key], cap)
             message = _encode(candidate, max_bytes, compress_threshold)
             if message.size <= max_bytes:
                 return message
         if keys is not None:
             event = {**event, **{k: _cap_strings(event[k], 64) for k in CONTENT_KEYS if k in event}}
-    minimal = {key: event.get(key) for key in (*REQUIRED_FIELDS, "status", "litellm_call_id")}
-    minimal["truncated"] = True
-    return _encode(minimal, max_bytes, compress_threshold)
+    return _encode(_minimal_event(event), max_bytes, compress_threshold)
+
+
+def _minimal_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """Last resort: identity, numbers and short metadata (user, team, key alias) only; still a complete event."""
+    kept = {key: event[key] for key in (*REQUIRED_FIELDS, *_NEVER_TRUNCATED, *_NUMBERS_KEPT) if key in event}
+    metadata = event.get("metadata")
+    if isinstance(metadata, Mapping):
+        kept["metadata"] = {k: v for k, v in metadata.items() if isinstance(v, str) and len(v) <= 256}
+    kept["truncated"] = True
+    return kept
 
 
 def _longest_string(value: Any, keys: tuple[str, ...] | None) -> int:

@@ -215,6 +215,23 @@ def test_body_that_does_not_fit_even_compressed_is_truncated_with_marker_and_fla
     assert (decoded.event_id, decoded.model, decoded.total_tokens) == ("chatcmpl-36b9203e", "gpt-4o-mini", 30)
 
 
+def test_oversized_metadata_is_truncated_but_identity_fields_stay_whole() -> None:
+    payload = standard_payload(
+        litellm_call_id="c4d57769-ea7e-4661-8009-17a080afc4aa",
+        metadata={
+            **standard_payload()["metadata"],
+            "requester_metadata": {f"k{i}": random_text(60, seed=i) for i in range(3000)},
+        },
+    )
+    message = events.encode_event(payload, max_bytes=8 * 1024)
+    assert message.truncated and message.size <= 8 * 1024
+    decoded = events.decode_body(message.body, message.attributes)
+    assert decoded.call_id == "c4d57769-ea7e-4661-8009-17a080afc4aa"
+    assert (decoded.event_id, decoded.model, decoded.model_group) == ("chatcmpl-36b9203e", "gpt-4o-mini", "gpt-4o-mini")
+    assert (decoded.user_id, decoded.team_id) == ("user-1", "team-1")
+    assert (decoded.total_tokens, decoded.cost_usd) == (30, 1.35e-05)
+
+
 def test_a_two_megabyte_prompt_fits_the_sqs_limit() -> None:
     compressible = standard_payload(messages=[{"role": "user", "content": "def f(x):\n    return x\n" * 90_000}])
     message = events.encode_event(compressible)
