@@ -192,15 +192,15 @@ def verify(stack: LocalStack, expected: list[dict], poison: list[str], report: S
 
     from litellm_mlflow.mlflow_queries import search_traces
 
-    by_id = {row["event_id"]: row for row in expected}
+    by_id = {row["call_id"]: row for row in expected}  # the trace's request_id tag is LiteLLM's call id
     traces = search_traces(stack.mlflow.url, EXPERIMENT)
     report.traces_found = len(traces)
-    counts = Counter(trace.info.tags.get("event_id") for trace in traces)
+    counts = Counter(trace.info.tags.get("request_id") for trace in traces)
     report.missing = sum(1 for event_id in by_id if counts[event_id] == 0)
     report.duplicated = sum(1 for event_id in by_id if counts[event_id] > 1)
     report.unexpected = sum(1 for event_id in counts if event_id not in by_id)
     for trace in traces:
-        row = by_id.get(trace.info.tags.get("event_id"))
+        row = by_id.get(trace.info.tags.get("request_id"))
         if row is not None and not figures_match(trace, row):
             report.wrong_figures += 1
 
@@ -293,7 +293,7 @@ def run_soak(config: SoakConfig, out: Callable[[str], None] = print) -> SoakRepo
         if failed_workers:
             report.problems.append(f"caller process(es) {failed_workers} failed: see {workdir}/worker-*.log")
         expected = read_expected([path for _, path in workers if path.exists()])
-        report.expected_events = len({row["event_id"] for row in expected})
+        report.expected_events = len({row["call_id"] for row in expected})
         report.duplicates_published = sum(1 for row in expected if row["duplicated"])
         report.poison_sent = len(poison)
         report.callback_dropped = sum(worker_dropped(workdir, index) for index in range(len(workers)))

@@ -193,7 +193,13 @@ class LocalStack:
     def _start_sqs(self) -> None:
         import boto3
 
-        for key, value in {**FAKE_CREDENTIALS, **offline_env()}.items():
+        # In-process callers (SDK benchmarks, the soak's checks) talk to the local SQS with fake credentials.
+        for key, value in {
+            **FAKE_CREDENTIALS,
+            **offline_env(),
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+        }.items():
             os.environ.setdefault(key, value)
         self.progress(f"starting local SQS (moto) on {LOOPBACK}")
         self.sqs_server = SqsServer(self.options.sqs_port).start()
