@@ -35,6 +35,8 @@ REDACTED = "[REDACTED]"
 TRUNCATION_MARKER = "...[truncated by litellm-mlflow: {removed} of {total} characters removed]"
 
 REQUIRED_FIELDS = ("id", "model", "startTime", "endTime")
+# LiteLLM's user id for calls made with the proxy's master key (litellm.constants.LITELLM_PROXY_ADMIN_NAME).
+PROXY_ADMIN_USER_ID = "default_user_id"
 
 # Never needed by MLflow and most of an event's size (model_map_information alone is ~15 KB).
 DROPPED_TOP_LEVEL_KEYS = frozenset({"model_map_information", "autorouter_savings_estimate"})
@@ -399,9 +401,7 @@ def event_from_payload(payload: Mapping[str, Any], *, source: str = "litellm-mlf
         total_tokens=total_tokens,
         cost_usd=_number(payload, "response_cost", invalid),
         cache_hit=None if payload.get("cache_hit") is None else bool(payload.get("cache_hit")),
-        user_id=_text(metadata.get("user_api_key_user_id"))
-        or _text(model_parameters.get("user"))
-        or _text(payload.get("end_user")),
+        user_id=_key_user(metadata) or _text(model_parameters.get("user")) or _text(payload.get("end_user")),
         end_user=_text(payload.get("end_user")) or _text(metadata.get("user_api_key_end_user_id")),
         team_id=_text(metadata.get("user_api_key_team_id")) or _text(metadata.get("team_id")),
         team_alias=_text(metadata.get("user_api_key_team_alias")) or _text(metadata.get("team_alias")),
@@ -417,6 +417,13 @@ def event_from_payload(payload: Mapping[str, Any], *, source: str = "litellm-mlf
         invalid_fields=tuple(invalid),
         payload=dict(payload),
     )
+
+
+def _key_user(metadata: Mapping[str, Any]) -> str | None:
+    """The virtual key's user, unless it is the proxy admin's placeholder (every master-key call carries it, which
+    would hide the request's own `user`)."""
+    user = _text(metadata.get("user_api_key_user_id"))
+    return None if user == PROXY_ADMIN_USER_ID else user
 
 
 def _text(value: Any) -> str | None:

@@ -321,3 +321,13 @@ def test_malformed_bodies_raise_one_clear_error(body: str, attributes: dict | No
     with pytest.raises(EventDecodeError) as caught:
         events.decode_body(body, attributes)
     assert problem in str(caught.value)
+
+
+def test_user_is_the_keys_user_else_the_requests_own():
+    base = {"id": "e", "model": "m", "startTime": 1.0, "endTime": 2.0}
+    keyed = {**base, "metadata": {"user_api_key_user_id": "dev-7"}, "model_parameters": {"user": "alice"}}
+    assert events.event_from_payload(keyed).user_id == "dev-7"
+    # Master-key calls carry the proxy admin's placeholder id: the request's `user` says more.
+    admin = {**base, "metadata": {"user_api_key_user_id": "default_user_id"}, "model_parameters": {"user": "alice"}}
+    assert events.event_from_payload(admin).user_id == "alice"
+    assert events.event_from_payload({**base, "end_user": "bob"}).user_id == "bob"
