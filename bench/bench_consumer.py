@@ -1,7 +1,7 @@
 """Consumer throughput: our Lambda handler (OTLP batches + log_batch metrics) vs the straightforward MLflow path.
 
-One local `mlflow server` (sqlite, 2 workers) in a temp dir. Events are clones of a real LiteLLM mock-call payload
-(three models, fresh ids and times). For batches of 100 and 1,000 events:
+One local `mlflow server` (sqlite, its background job runner off) in a temp dir. Events are clones of a real
+LiteLLM mock-call payload (three models, fresh ids and times). For batches of 100 and 1,000 events:
 - ours: the real `functions/consumer/handler.py` on a Lambda SQS event (decode, traces, per-model metrics), warm
   container (the experiment, server version and model runs were resolved by an earlier batch);
 - baseline: what LiteLLM's own MLflow callback does, one trace per event via `mlflow.start_span_no_context` +
@@ -26,6 +26,9 @@ from collections import Counter
 from pathlib import Path
 
 os.environ.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_MODEL_CATALOG_URI": "", "NO_PROXY": "127.0.0.1"})
+# The local server's background job runner polls the same sqlite file and slows every write 10-20x; a SageMaker
+# server has a real database. Off for this server, for both paths alike.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 import requests
 
