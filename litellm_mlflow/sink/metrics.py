@@ -131,7 +131,8 @@ class ModelRuns:
             self.load()
         key = model_key(event.model)
         if key not in self.run_ids:
-            self.run_ids[key] = self._create(event, key)
+            # Another container (or an earlier attempt of ours that failed half-way) may have made it since load().
+            self.run_ids[key] = self._oldest(key) or self._create(event, key)
         return self.run_ids[key]
 
     def forget(self, model: str) -> None:
