@@ -210,15 +210,17 @@ class LocalStack:
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
+        # moto keeps queues per process: a unique suffix keeps two stacks in one process (tests) apart.
+        suffix = secrets.token_hex(3)
         self.dlq_url = self.sqs.create_queue(
-            QueueName="litellm-mlflow-dlq", Attributes={"MessageRetentionPeriod": "1209600"}
+            QueueName=f"litellm-mlflow-dlq-{suffix}", Attributes={"MessageRetentionPeriod": "1209600"}
         )["QueueUrl"]
         dlq_arn = self.sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
         redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(self.options.max_receive_count)}
         self.queue_url = self.sqs.create_queue(
-            QueueName="litellm-mlflow-events",
+            QueueName=f"litellm-mlflow-events-{suffix}",
             Attributes={
                 "VisibilityTimeout": str(self.options.visibility_timeout_s),
                 "MaximumMessageSize": "1048576",
