@@ -19,7 +19,7 @@ from litellm_mlflow.events import EventDecodeError, LLMCallEvent, decode_body
 from litellm_mlflow.sink import MlflowSink
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "litellm-mlflow-consumer")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LiteLLMMlflow")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LitellmMlflow")  # the namespace the CDK alarms use
 
 logger = Logger()
 metrics = Metrics()
