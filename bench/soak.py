@@ -59,6 +59,7 @@ class SoakConfig:
     visibility_timeout_s: int = 10
     max_receive_count: int = 8
     batch_size: int = 500
+    max_backoff_s: float = 8.0
     timeout_s: float = 1500.0
     workdir: Path | None = None
 
@@ -268,6 +269,7 @@ def run_soak(config: SoakConfig, out: Callable[[str], None] = print) -> SoakRepo
         max_receive_count=config.max_receive_count,
         batch_size=config.batch_size,
         batching_window_s=1.0,
+        max_backoff_s=config.max_backoff_s,
         handler_wrapper=wrap,
     )
     started = time.monotonic()

@@ -120,6 +120,7 @@ class LocalStackOptions:
     batch_size: int = 100
     batching_window_s: float = 0.5
     function_timeout_s: float = 60.0
+    max_backoff_s: float = 30.0
     start_proxy: bool = True
     start_consumer: bool = True
     models: list[dict[str, Any]] | None = None
@@ -244,6 +245,7 @@ class LocalStack:
             batch_size=self.options.batch_size,
             batching_window_s=self.options.batching_window_s,
             function_timeout_s=self.options.function_timeout_s,
+            max_backoff_s=self.options.max_backoff_s,
         ).run_in_thread()
 
     def _launch_proxy(self) -> None:

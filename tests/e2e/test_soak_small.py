@@ -23,6 +23,7 @@ def test_small_soak_loses_and_doubles_nothing(tmp_path):
         visibility_timeout_s=4,
         max_receive_count=6,
         batch_size=200,
+        max_backoff_s=4.0,
         timeout_s=600,
         workdir=tmp_path,
     )
