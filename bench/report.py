@@ -58,7 +58,7 @@ def figures_table(documents: list[dict]) -> list[str]:
     for doc in documents:
         for row in doc["rows"]:
             lines.append(
-                f"| {doc['title']} | {row['metric']} | {_fmt(row.get('ours'))} | {_fmt(row.get('baseline'))} | "
+                f"| {doc['name']} | {row['metric'].strip()} | {_fmt(row.get('ours'))} | {_fmt(row.get('baseline'))} | "
                 f"{_ratio(row)} | {row.get('unit', '')} | {_fmt(row.get('target'))} | "
                 f"`{doc['command']}`, {doc['runs']} run(s), median; {doc['date']} |"
             )
@@ -78,8 +78,8 @@ def _find(documents: list[dict], name: str, metric_prefix: str) -> float | None:
 def cost_model(documents: list[dict]) -> list[str]:
     """Dollars per million LLM calls from measured requests-per-event and throughput."""
     sqs_send = _find(documents, "callback", "SQS requests per event")
-    consumer_eps = _find(documents, "consumer", "events/s, batch 1000")
-    mlflow_rpe = _find(documents, "consumer", "HTTP requests per event, batch 1000")
+    consumer_eps = _find(documents, "consumer", "events/s, batch of 1,000")
+    mlflow_rpe = _find(documents, "consumer", "HTTP requests per event, batch of 1,000")
     if sqs_send is None or consumer_eps is None:
         return ["(run `make bench` to measure the figures this model needs)"]
     # Consumer side SQS requests per event: one ReceiveMessage per 10 messages, one DeleteMessageBatch per 10.
@@ -117,10 +117,16 @@ def render(documents: list[dict]) -> str:
         "",
         *figures_table(documents),
         "",
+        "Areas and their baselines:",
+        "",
+        *[f"- **{doc['name']}**: {doc['title']}" for doc in documents],
+        "",
         "## Cost model per million LLM calls",
         "",
         "Computed from the measured figures above; AWS us-east-1 list prices as named. SageMaker MLflow App has no",
         "per-request charge; a tracking server instead bills per hour (Small about $0.64/h) whatever the traffic.",
+        "The consumer's rate was measured against a local MLflow server (sqlite) on this machine, not SageMaker;",
+        "the event source mapping's idle long polls (a few hundred thousand a month, about $0.25) come on top.",
         "",
         *cost_model(documents),
         "",
