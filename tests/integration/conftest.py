@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,8 @@ import pytest
 from litellm.integrations.custom_logger import CustomLogger
 
 from litellm_mlflow.events import encode_event
+from litellm_mlflow.local_lambda import LocalLambdaContext as FakeLambdaContext
+from litellm_mlflow.local_lambda import load_handler
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONSUMER_HANDLER = REPO_ROOT / "functions" / "consumer" / "handler.py"
@@ -152,29 +152,9 @@ def sqs_event(records: list[dict]) -> dict:
     return {"Records": records}
 
 
-@dataclass
-class FakeLambdaContext:
-    """What the handler reads from Lambda's context, with a real countdown."""
-
-    timeout_s: float = 60.0
-    function_name: str = "litellm-mlflow-consumer"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:litellm-mlflow-consumer"
-    _started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._started + self.timeout_s - time.monotonic()) * 1000))
-
-
 def load_consumer_handler() -> Callable[[dict, Any], dict]:
     """A fresh import of functions/consumer/handler.py (as Lambda loads it), so each test gets its own sink."""
-    spec = importlib.util.spec_from_file_location(f"consumer_handler_{uuid.uuid4().hex}", CONSUMER_HANDLER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.handler
+    return load_handler(CONSUMER_HANDLER)
 
 
 @pytest.fixture

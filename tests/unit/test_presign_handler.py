@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
+from litellm_mlflow.local_lambda import LocalLambdaContext
 from litellm_mlflow.presign import ConfigurationError
 
 HANDLER_PATH = Path(__file__).resolve().parents[2] / "functions" / "presign" / "handler.py"
@@ -29,12 +30,8 @@ SERVER_URL = f"https://t-xyz.us-east-1.experiments.sagemaker.aws/auth?authToken=
 CALLER = "arn:aws:iam::123456789012:user/alice"
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "LitellmMlflow-Presign"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:LitellmMlflow-Presign"
-    aws_request_id: str = "6f0a1b2c-0000-4000-8000-000000000000"
+def FakeLambdaContext() -> LocalLambdaContext:
+    return LocalLambdaContext(function_name="LitellmMlflow-Presign", timeout_s=10)
 
 
 def function_url_event(path: str = "/", method: str = "GET", query: dict[str, str] | None = None) -> dict[str, Any]:
