@@ -175,6 +175,35 @@ class MlflowServer:
         self.stop()
 
 
+def speed_up_moto_sqs() -> None:
+    """Make moto's SQS usable with thousands of messages in a queue (the soak, a backed-up demo).
+
+    moto 5.2 recomputes every queue attribute, including O(n) message counts, for each message it sends or
+    receives (the retention-period check and the content-based-deduplication check read `queue.attributes`), and
+    its clock helper is slow: with 3,000 queued messages one ReceiveMessage took ~2 s. Reading the two attributes
+    directly and using a cheaper clock keeps SQS semantics and makes each call milliseconds.
+    """
+    import time as _time
+
+    from moto.core import utils as core_utils
+    from moto.sqs import models
+
+    if getattr(models, "_litellm_mlflow_fast", False):
+        return
+    original_millis = core_utils.unix_time_millis
+
+    def unix_time_millis(dt: object = None) -> float:
+        return _time.time() * 1000.0 if dt is None else original_millis(dt)
+
+    def is_message_valid_based_on_retention_period(self, queue_name: str, message) -> bool:
+        queue = self.get_queue(queue_name)
+        return int(queue.message_retention_period) + message.sent_timestamp / 1000 > _time.time()
+
+    models.unix_time_millis = unix_time_millis
+    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    models._litellm_mlflow_fast = True
+
+
 class SqsServer:
     """moto's SQS on 127.0.0.1 in this process (`ThreadedMotoServer`).
 
@@ -194,6 +223,7 @@ class SqsServer:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per SQS call otherwise
+        speed_up_moto_sqs()
 
         if port_in_use(self.port):
             raise ServerStartError(f"port {self.port} on {LOOPBACK} is already in use; pick another with --port")
