@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_soak(config)
     print_report(report)
     if not args.no_write:
-        write_figures(report, "make soak  (python -m bench.soak " + " ".join(argv or sys.argv[1:]) + ")")
+        write_figures(report, ("make soak  (python -m bench.soak " + " ".join(argv or sys.argv[1:])).rstrip() + ")")
         from bench import report as benchmarks_report
 
         benchmarks_report.main()
