@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed
 # Offline-friendly defaults for everything started from here (no cost-map or model-catalog downloads).
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export MLFLOW_MODEL_CATALOG_URI :=
+# uv trusts the platform's certificate store (what pip uses here too), also behind a TLS-inspecting proxy.
+export UV_SYSTEM_CERTS ?= 1
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
