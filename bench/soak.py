@@ -30,7 +30,7 @@ from typing import Any
 from litellm_mlflow.demo import quiet_consumer_logs
 from litellm_mlflow.local import FAKE_CREDENTIALS, REGION, LocalStack, LocalStackOptions
 from litellm_mlflow.local_lambda import Handler
-from litellm_mlflow.local_servers import SqsServer, offline_env
+from litellm_mlflow.local_servers import SqsServer, exit_cleanly_on_sigterm, offline_env
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "soak"
@@ -448,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         kill_one_invocation=not args.no_kill,
         workdir=args.workdir,
     )
+    exit_cleanly_on_sigterm()
     report = run_soak(config)
     print_report(report)
     if not args.no_write:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from litellm_mlflow.demo_traffic import TrafficReport, plan_requests, send_all
 from litellm_mlflow.local import LocalStack, LocalStackOptions
+from litellm_mlflow.local_servers import exit_cleanly_on_sigterm
 from litellm_mlflow.mlflow_queries import count_traces
 
 Out = Callable[[str], None]
@@ -95,6 +96,7 @@ def run_demo(
     """Run the demo; 0 when every request landed in MLflow exactly as sent, 1 otherwise."""
     options = LocalStackOptions(workdir=workdir, mlflow_port=mlflow_port, sqs_port=sqs_port, proxy_port=proxy_port)
     quiet_consumer_logs()
+    exit_cleanly_on_sigterm()
     out("Starting the local stack (everything on 127.0.0.1):")
     stack = LocalStack(options, progress=lambda message: out(f"  - {message}"))
     try:

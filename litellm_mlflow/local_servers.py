@@ -99,6 +99,16 @@ def kill(proc: subprocess.Popen | None, timeout: float = 10.0, hard: bool = Fals
         proc.wait(timeout=timeout)
 
 
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so `finally` blocks and atexit run and no server outlives its parent
+    (Python's default SIGTERM handling skips both). Call from the main thread of a command."""
+
+    def _raise(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
 @atexit.register
 def _kill_leftovers() -> None:
     for proc in list(_LIVE_PROCESSES):
