@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from litellm_mlflow.local_servers import MlflowServer, SqsServer
 
@@ -93,3 +94,24 @@ def sqs_queue(sqs_server: SqsServer, monkeypatch: pytest.MonkeyPatch) -> Queue:
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", sqs_server.url)
     monkeypatch.setenv("LITELLM_MLFLOW_QUEUE_URL", url)
     return Queue(url=url, dlq_url=dlq_url, endpoint=sqs_server.url, client=client)
+
+
+@pytest.fixture
+def sagemaker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    """Every SageMaker client the code under test makes is this stubbed one (moto has no SageMaker MLflow APIs);
+    the regions it asked for are recorded in `.regions`."""
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    regions: list[str | None] = []
+    original = boto3.Session.client
+
+    def client_for(self, service_name, *args, **kwargs):
+        if service_name == "sagemaker":
+            regions.append(kwargs.get("region_name"))
+            return client
+        return original(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.Session, "client", client_for)
+    with Stubber(client) as stub:
+        stub.regions = regions
+        yield stub
+        stub.assert_no_pending_responses()

@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
 from litellm_mlflow.cli import main
 from litellm_mlflow.commands.common import ExitCode
@@ -33,26 +32,6 @@ OUTPUTS = {
 def cloudformation(sqs_server, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", sqs_server.url)
     return boto3.client("cloudformation", endpoint_url=sqs_server.url, region_name="us-east-1")
-
-
-@pytest.fixture
-def sagemaker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
-    """Every SageMaker client the CLI makes is this stubbed one; the regions it asked for are recorded."""
-    client = boto3.client("sagemaker", region_name="us-east-1")
-    regions: list[str | None] = []
-    original = boto3.Session.client
-
-    def client_for(self, service_name, *args, **kwargs):
-        if service_name == "sagemaker":
-            regions.append(kwargs.get("region_name"))
-            return client
-        return original(self, service_name, *args, **kwargs)
-
-    monkeypatch.setattr(boto3.Session, "client", client_for)
-    with Stubber(client) as stub:
-        stub.regions = regions
-        yield stub
-        stub.assert_no_pending_responses()
 
 
 def test_info_prints_outputs_status_and_version(cloudformation, sagemaker, capsys) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 from botocore.credentials import Credentials
-from botocore.stub import Stubber
 
 from litellm_mlflow.cli import build_parser, main
 from litellm_mlflow.commands.common import ExitCode
@@ -23,26 +21,6 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     urls: list[str] = []
     monkeypatch.setattr("webbrowser.open", lambda url, new=0, autoraise=True: urls.append(url) or True)
     return urls
-
-
-@pytest.fixture
-def sagemaker(monkeypatch: pytest.MonkeyPatch):
-    """Every SageMaker client the CLI makes is this stubbed one; the regions it asked for are recorded."""
-    client = boto3.client("sagemaker", region_name="eu-west-1")
-    regions: list[str | None] = []
-    original = boto3.Session.client
-
-    def client_for(self, service_name, *args, **kwargs):
-        if service_name == "sagemaker":
-            regions.append(kwargs.get("region_name"))
-            return client
-        return original(self, service_name, *args, **kwargs)
-
-    monkeypatch.setattr(boto3.Session, "client", client_for)
-    with Stubber(client) as stub:
-        stub.regions = regions
-        yield stub
-        stub.assert_no_pending_responses()
 
 
 # --- parser ---------------------------------------------------------------------------------------------------------
