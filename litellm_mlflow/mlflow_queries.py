@@ -16,8 +16,10 @@ def experiment_id(tracking_uri: str, experiment_name: str) -> str | None:
     return experiment.experiment_id if experiment else None
 
 
-def search_traces(tracking_uri: str, experiment_name: str, filter_string: str | None = None) -> list[Any]:
-    """Every trace (info only, no spans) of the experiment matching `filter_string`, all pages."""
+def search_traces(
+    tracking_uri: str, experiment_name: str, filter_string: str | None = None, include_spans: bool = False
+) -> list[Any]:
+    """Every trace of the experiment matching `filter_string`, all pages (info only unless `include_spans`)."""
     exp_id = experiment_id(tracking_uri, experiment_name)
     if exp_id is None:
         return []
@@ -30,7 +32,7 @@ def search_traces(tracking_uri: str, experiment_name: str, filter_string: str | 
             filter_string=filter_string,
             max_results=500,
             page_token=page_token,
-            include_spans=False,
+            include_spans=include_spans,
         )
         traces.extend(page)
         page_token = page.token

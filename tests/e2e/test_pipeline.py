@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from litellm_mlflow.demo import quiet_consumer_logs
 from litellm_mlflow.demo_traffic import plan_requests, send_all
 from litellm_mlflow.local import LocalStack, LocalStackOptions
+from litellm_mlflow.mlflow_queries import search_traces
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -53,18 +54,7 @@ def client(stack):
 
 
 def all_traces(client, include_spans: bool = False) -> list:
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return []
-    traces, token = [], None
-    while True:
-        page = client.search_traces(
-            locations=[experiment.experiment_id], max_results=500, page_token=token, include_spans=include_spans
-        )
-        traces.extend(page)
-        token = page.token
-        if not token:
-            return traces
+    return search_traces(client.tracking_uri, EXPERIMENT, include_spans=include_spans)
 
 
 def traces_by_request_tag(client, tags: list[str]) -> dict[str, list]:
