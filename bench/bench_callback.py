@@ -46,7 +46,7 @@ os.environ.update(
 )
 
 from bench.common import median, percentile, write_result
-from litellm_mlflow.local_servers import LOOPBACK, free_port, kill, port_in_use, spawn, wait_http_ok
+from litellm_mlflow.local.servers import LOOPBACK, free_port, kill, port_in_use, spawn, wait_http_ok
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "python -m bench.bench_callback"
@@ -220,8 +220,8 @@ def time_hooks(logger: Any, samples: Samples) -> None:
 
 
 def our_logger(queue_url: str, endpoint: str, requests: Counter):
-    from litellm_mlflow.callback import Settings, SqsEventLogger
-    from litellm_mlflow.sqs_sender import default_sqs_client
+    from litellm_mlflow.publish.litellm_logger import Settings, SqsEventLogger
+    from litellm_mlflow.publish.sender import default_sqs_client
 
     def counted_client(url: str):
         client = default_sqs_client(url, endpoint_url=endpoint)

@@ -34,7 +34,7 @@ import requests
 
 from bench.common import median, write_result
 from litellm_mlflow.events import encode_event
-from litellm_mlflow.local_servers import MlflowServer
+from litellm_mlflow.local.servers import MlflowServer
 
 COMMAND = "python -m bench.bench_consumer"
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -75,10 +75,10 @@ def measure(runs: int, calls: int, rate: float, workdir: Path) -> list[list[floa
     """One local stack and one publisher for every run (LiteLLM keeps one logger instance of each class)."""
     import litellm
 
-    from litellm_mlflow.callback import SqsEventLogger
-    from litellm_mlflow.demo import quiet_consumer_logs
-    from litellm_mlflow.local import LocalStack, LocalStackOptions
+    from litellm_mlflow.local.demo import quiet_consumer_logs
+    from litellm_mlflow.local.stack import LocalStack, LocalStackOptions
     from litellm_mlflow.mlflow_queries import search_traces
+    from litellm_mlflow.publish.litellm_logger import SqsEventLogger
 
     quiet_consumer_logs()
     options = LocalStackOptions(workdir=workdir, experiment=EXPERIMENT, start_proxy=False, batching_window_s=0.5)

@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from litellm_mlflow.demo import quiet_consumer_logs
-from litellm_mlflow.local import FAKE_CREDENTIALS, REGION, LocalStack, LocalStackOptions
-from litellm_mlflow.local_lambda import Handler
-from litellm_mlflow.local_servers import SqsServer, exit_cleanly_on_sigterm, offline_env
+from litellm_mlflow.local.demo import quiet_consumer_logs
+from litellm_mlflow.local.event_source import Handler
+from litellm_mlflow.local.servers import SqsServer, exit_cleanly_on_sigterm, offline_env
+from litellm_mlflow.local.stack import FAKE_CREDENTIALS, REGION, LocalStack, LocalStackOptions
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "soak"

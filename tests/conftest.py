@@ -28,7 +28,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from litellm_mlflow.local_servers import MlflowServer, SqsServer
+from litellm_mlflow.local.servers import MlflowServer, SqsServer
+
+# LiteLLM payload capture, Lambda SQS records and the real consumer handler, for every test directory.
+pytest_plugins = ["tests.support.litellm_events"]
 
 
 @pytest.fixture(scope="session")

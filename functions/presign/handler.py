@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from litellm_mlflow.presign import (
+from litellm_mlflow.presign.service import (
     EXPIRES,
     SESSION,
     InvalidDuration,

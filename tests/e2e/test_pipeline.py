@@ -12,9 +12,9 @@ from collections import Counter
 import pytest
 from mlflow import MlflowClient
 
-from litellm_mlflow.demo import quiet_consumer_logs
-from litellm_mlflow.demo_traffic import plan_requests, send_all
-from litellm_mlflow.local import LocalStack, LocalStackOptions
+from litellm_mlflow.local.demo import quiet_consumer_logs
+from litellm_mlflow.local.demo_traffic import plan_requests, send_all
+from litellm_mlflow.local.stack import LocalStack, LocalStackOptions
 from litellm_mlflow.mlflow_queries import search_traces
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
