@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from litellm_mlflow.events import EventDecodeError, LLMCallEvent, decode_body
 from litellm_mlflow.sink import MlflowSink
+from litellm_mlflow.sink.usage_emf import publish_usage
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "litellm-mlflow-consumer")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LitellmMlflow")  # the namespace the CDK alarms use
@@ -53,6 +54,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
             logger.warning("undecodable record", extra={"message_id": message_id, "reason": str(exc)})
 
     result = get_sink().write([event for _, event in decoded], deadline)
+    publish_usage([event for _, event in decoded], result)  # per model group / team, stored calls only
     for index, reason in sorted(result.failed.items()):
         message_id = decoded[index][0]
         failed_ids.append(message_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlflow.entities import TraceData
 from mlflow.exceptions import MlflowException, RestException
@@ -28,15 +28,19 @@ EVENT_ID_TAG = "event_id"
 class SdkTraceWriter:
     client: TracingClient
     log_spans_supported: bool
+    already_stored: set[str] = field(default_factory=set)  # trace ids the last write found already stored
 
     def write(self, traces: Sequence[BuiltTrace], deadline: float | None = None) -> dict[str, str]:
         failures: dict[str, str] = {}
+        self.already_stored = set()
         for index, trace in enumerate(traces):
             if deadline is not None and time.monotonic() >= deadline:
                 failures.update({pending.trace_id: DEADLINE_REASON for pending in traces[index:]})
                 break
             try:
-                if not self._already_stored(trace):
+                if self._already_stored(trace):
+                    self.already_stored.add(trace.trace_id)
+                else:
                     self._write_one(trace)
             except Exception as exc:
                 if _is_rejection(exc):

@@ -43,6 +43,7 @@ class WriteResult:
 
     total: int
     failed: dict[int, str] = field(default_factory=dict)
+    already_stored: set[int] = field(default_factory=set)  # stored by an earlier delivery (SDK trace path only)
     trace_requests: int = 0
     metric_requests: int = 0
 
@@ -170,6 +171,8 @@ class MlflowSink:
             self._trace_writer = self._sdk_writer()
             trace_failures = self._trace_writer.write(list(traces.values()), deadline)
         result.trace_requests = getattr(trace_writer, "requests_sent", 0) - sent_before
+        for trace_id in getattr(self._trace_writer, "already_stored", ()):
+            result.already_stored.update(indexes_by_trace[trace_id])
         for trace_id, reason in trace_failures.items():
             for index in indexes_by_trace[trace_id]:
                 result.failed[index] = reason
