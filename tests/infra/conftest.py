@@ -102,6 +102,13 @@ def existing_server_mode(synth: Callable[[dict[str, Any]], Synth]) -> Synth:
             "url_expires_seconds": "60",
             "session_seconds": "3600",
             "stack_name": "LitellmMlflowProd",
+            "alarm_email": "llm-ops@example.com",
+            "error_rate_alarm_percent": "10",
+            "error_rate_alarm_periods": "2",
+            "hourly_budget_usd": "2.5",
+            "team_hourly_budgets_usd": '{"search": 1.5, "ads": 0.75}',
+            "no_calls_alarm_minutes": "30",
+            "team_metrics": "false",
         }
     )
 

@@ -119,9 +119,13 @@ def test_log_groups_have_retention(app_mode: Synth) -> None:
 def test_alarms(app_mode: Synth) -> None:
     stack = app_mode.stack
     alarms = {
-        a["Properties"]["MetricName"]: a["Properties"] for a in app_mode.resources("AWS::CloudWatch::Alarm").values()
+        a["Properties"]["MetricName"]: a["Properties"]
+        for a in app_mode.resources("AWS::CloudWatch::Alarm").values()
+        if "MetricName" in a["Properties"]  # the usage alarms are Metrics Insights queries: test_monitoring.py
     }
     assert set(alarms) == {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Errors"}
+    topic = {"Ref": app_mode.logical_id(stack.alarm_topic.topic)}
+    assert all(alarm["AlarmActions"] == [topic] for alarm in alarms.values())
 
     dlq = alarms["ApproximateNumberOfMessagesVisible"]
     assert (dlq["Namespace"], dlq["Threshold"], dlq["ComparisonOperator"]) == (
