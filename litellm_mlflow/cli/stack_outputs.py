@@ -20,6 +20,8 @@ MLFLOW_KIND = "MlflowKind"
 ARTIFACT_BUCKET = "ArtifactBucket"
 PUBLISHER_POLICY_ARN = "PublisherPolicyArn"
 LITELLM_CONFIG = "LitellmConfig"
+DASHBOARD_URL = "DashboardUrl"
+ALARM_TOPIC_ARN = "AlarmTopicArn"
 
 
 class StackNotFound(LookupError):

@@ -25,6 +25,8 @@ OUTPUTS = {
     "MlflowKind": "app",
     "ArtifactBucket": "litellmmlflow-artifacts-123456789012",
     "PublisherPolicyArn": "arn:aws:iam::123456789012:policy/LitellmMlflow-Publisher",
+    "DashboardUrl": "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/x",
+    "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:LitellmMlflow-AlarmsTopic",
 }
 
 
@@ -60,6 +62,7 @@ def test_info_prints_outputs_status_and_version(cloudformation, sagemaker, capsy
         assert value in out
     assert f"{stack} (us-east-1, CREATE_COMPLETE)" in out
     assert f"litellm-mlflow login --stack {stack}" in lines["Open"]
+    assert OUTPUTS["DashboardUrl"] in lines["Dashboard"] and OUTPUTS["AlarmTopicArn"] in lines["Alarm"]
 
 
 def test_info_json_for_a_tracking_server_in_its_own_region(cloudformation, sagemaker, capsys) -> None:

@@ -12,6 +12,7 @@ import litellm
 import pytest
 
 from litellm_mlflow import usage_metrics as names
+from litellm_mlflow.cli import stack_outputs
 from tests.infra.conftest import Synth
 from tests.support.emf import emf_documents, emf_metrics
 from tests.support.litellm_events import FakeLambdaContext, load_consumer_handler, sqs_event, sqs_record
@@ -182,7 +183,10 @@ def test_dashboard_shows_health_usage_and_alarms_and_is_an_output(app_mode: Synt
         assert any(wanted in title for title in titles), wanted
     (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
     assert len(alarm_widget["properties"]["alarms"]) == len(app_mode.resources("AWS::CloudWatch::Alarm"))
-    url = app_mode.raw["Outputs"]["DashboardUrl"]["Value"]["Fn::Join"][1]
+    assert {stack_outputs.DASHBOARD_URL, stack_outputs.ALARM_TOPIC_ARN} <= set(
+        app_mode.raw["Outputs"]
+    )  # what info reads
+    url = app_mode.raw["Outputs"][stack_outputs.DASHBOARD_URL]["Value"]["Fn::Join"][1]
     assert url[0] == "https://" and "#dashboards/dashboard/LitellmMlflow-" in "".join(
         p for p in url if isinstance(p, str)
     )

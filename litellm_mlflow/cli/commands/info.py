@@ -1,8 +1,8 @@
 """`litellm-mlflow info`: what is deployed and in what state (the workshop's `get-tracking-info`).
 
 From the stack's outputs: the MLflow ARN and kind, the queue and dead-letter queue, the function URL, the artifact
-bucket, the publisher policy; from a describe call: the MLflow status and version. With --tracking-uri: that MLflow
-alone (an http URL is checked with GET /health).
+bucket, the publisher policy, the monitoring dashboard and the alarm topic; from a describe call: the MLflow status
+and version. With --tracking-uri: that MLflow alone (an http URL is checked with GET /health).
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from litellm_mlflow.cli.commands.common import (
 )
 from litellm_mlflow.cli.commands.login import EXIT_BY_STATUS
 from litellm_mlflow.cli.stack_outputs import (
+    ALARM_TOPIC_ARN,
     ARTIFACT_BUCKET,
+    DASHBOARD_URL,
     DEAD_LETTER_QUEUE_URL,
     DEFAULT_STACK_NAME,
     FUNCTION_URL,
@@ -54,6 +56,8 @@ FIELDS = (
     ("Function URL", "function_url"),
     ("Artifact bucket", "artifact_bucket"),
     ("Publisher policy", "publisher_policy_arn"),
+    ("Dashboard", "dashboard_url"),
+    ("Alarm topic", "alarm_topic_arn"),
     ("Stack", "stack"),
     ("Open the UI", "open_ui"),
 )
@@ -96,6 +100,8 @@ def run(args: argparse.Namespace) -> ExitCode:
             function_url=outputs.get(FUNCTION_URL),
             artifact_bucket=outputs.get(ARTIFACT_BUCKET),
             publisher_policy_arn=outputs.get(PUBLISHER_POLICY_ARN),
+            dashboard_url=outputs.get(DASHBOARD_URL),
+            alarm_topic_arn=outputs.get(ALARM_TOPIC_ARN),
             stack=f"{outputs.name} ({outputs.region}, {outputs.status})",
             open_ui=_login_command(args) if outputs.get(FUNCTION_URL) else None,
         )
