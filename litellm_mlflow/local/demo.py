@@ -18,6 +18,7 @@ from pathlib import Path
 from litellm_mlflow.local.demo_traffic import TrafficReport, plan_requests, send_all
 from litellm_mlflow.local.servers import exit_cleanly_on_sigterm
 from litellm_mlflow.local.stack import LocalStack, LocalStackOptions
+from litellm_mlflow.local.usage_summary import UsageTotals
 from litellm_mlflow.mlflow_queries import count_traces
 
 Out = Callable[[str], None]
@@ -99,6 +100,7 @@ def run_demo(
     exit_cleanly_on_sigterm()
     out("Starting the local stack (everything on 127.0.0.1):")
     stack = LocalStack(options, progress=lambda message: out(f"  - {message}"))
+    usage = UsageTotals().subscribe()
     try:
         stack.start()
         out(f"Sending {requests} requests through the LiteLLM proxy at {stack.proxy_url} ...")
@@ -115,7 +117,7 @@ def run_demo(
             seconds_to_land=took,
         )
         out("\nSummary")
-        for line in summary.lines():
+        for line in [*summary.lines(), *usage.lines()]:
             out(line)
         out(f"\nMLflow UI: {ui_link(stack)}")
         if report.unexpected:
@@ -129,6 +131,7 @@ def run_demo(
         return 130
     finally:
         stack.stop()
+        usage.unsubscribe()
         out("Stopped every process the demo started.")
 
 

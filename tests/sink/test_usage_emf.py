@@ -5,26 +5,11 @@ from __future__ import annotations
 import pytest
 
 from litellm_mlflow import usage_metrics as names
-from litellm_mlflow.events import LLMCallEvent
 from litellm_mlflow.sink import usage_emf
 from litellm_mlflow.sink.writer import WriteResult
 from litellm_mlflow.usage_metrics import batch_usage, monthly_metric_cost_usd, stored_calls
 from tests.support.emf import emf_documents, emf_metrics, values_by
-
-
-def call(event_id: str, *, group: str = "chat", team: str | None = "search", ok: bool = True, **extra) -> LLMCallEvent:
-    fields = dict(prompt_tokens=10, completion_tokens=5, cost_usd=0.001, latency=0.25, model_group=group)
-    fields.update(extra)
-    latency = fields.pop("latency")
-    return LLMCallEvent(
-        event_id=event_id,
-        model=f"{group}-model",
-        start_time=1000.0,
-        end_time=1000.0 + latency,
-        status="success" if ok else "failure",
-        team_alias=team,
-        **fields,
-    )
+from tests.support.usage_calls import call
 
 
 def test_only_newly_stored_calls_count_once_each() -> None:
