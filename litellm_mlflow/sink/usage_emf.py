@@ -56,7 +56,10 @@ def publish_usage(events: Sequence[LLMCallEvent], result: object) -> BatchUsage:
     """Emit the usage of the calls `result` (the sink's WriteResult) reports as newly stored; returns it."""
     calls = stored_calls(events, result.failed, getattr(result, "already_stored", ()))
     usage = batch_usage(calls)
-    emit(usage, team_metrics=team_metrics_enabled())
+    try:
+        emit(usage, team_metrics=team_metrics_enabled())
+    except Exception as exc:  # the calls are stored: a metric that cannot be printed must not send them back to SQS
+        logger.warning("usage metrics not emitted: %s: %s", type(exc).__name__, exc)
     for listener in list(_listeners):
         listener(usage)
     return usage

@@ -106,3 +106,41 @@ def test_every_allowed_log_retention_maps_to_a_cdk_value() -> None:
     from infra.settings import LOG_RETENTION_DAYS
 
     assert sorted(RETENTION_BY_DAYS) == sorted(LOG_RETENTION_DAYS)
+
+
+def test_monitoring_defaults_and_overrides() -> None:
+    default = settings().monitoring
+    assert (default.alarm_email, default.error_rate_alarm_percent, default.hourly_budget_usd) == (None, 20, 10.0)
+    assert (default.team_hourly_budgets_usd, default.no_calls_alarm_minutes, default.team_metrics) == ({}, 0, True)
+    custom = settings(
+        alarm_email=" ops@example.com ",
+        hourly_budget_usd="0",
+        team_hourly_budgets_usd='{"search": "5", "ads": 0}',
+        no_calls_alarm_minutes="45",
+        team_metrics="False",
+    ).monitoring
+    assert (custom.alarm_email, custom.hourly_budget_usd, custom.no_calls_alarm_minutes) == ("ops@example.com", 0, 45)
+    assert custom.team_hourly_budgets_usd == {"search": 5.0}  # a 0 budget is no alarm
+    assert custom.team_metrics is False
+    assert settings(team_hourly_budgets_usd={"search": 1.5}).monitoring.team_hourly_budgets_usd == {"search": 1.5}
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"alarm_email": "ops at example.com"}, "alarm_email='ops at example.com' is not an e-mail address"),
+        ({"error_rate_alarm_percent": "150"}, "error_rate_alarm_percent=150 is outside the allowed range 0..100"),
+        ({"hourly_budget_usd": "ten"}, "hourly_budget_usd='ten' is not a number of US dollars"),
+        ({"hourly_budget_usd": "-1"}, "hourly_budget_usd='-1' must be a dollar amount of 0 or more"),
+        ({"team_hourly_budgets_usd": "search=5"}, "team_hourly_budgets_usd='search=5' is not JSON"),
+        ({"team_hourly_budgets_usd": "[5]"}, "team_hourly_budgets_usd must be a JSON object"),
+        ({"team_hourly_budgets_usd": '{"search": "lots"}'}, "team_hourly_budgets_usd['search']='lots'"),
+        ({"no_calls_alarm_minutes": "7"}, "no_calls_alarm_minutes=7 must be 0 (off) or a multiple of 5"),
+        ({"no_calls_alarm_minutes": "240"}, "no_calls_alarm_minutes=240 is outside the allowed range 0..180"),
+        ({"team_metrics": "maybe"}, "team_metrics='maybe' must be true or false"),
+    ],
+)
+def test_bad_monitoring_values_name_their_key(context: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        settings(**context)
+    assert message in str(error.value)

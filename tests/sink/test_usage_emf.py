@@ -85,3 +85,13 @@ def test_monthly_cost_per_model_group_and_team() -> None:
     assert monthly_metric_cost_usd(1, 0) == 2.10
     assert monthly_metric_cost_usd(0, 1) == 0.60
     assert monthly_metric_cost_usd(10, 20, team_metrics=False) == 21.00
+
+
+def test_an_emission_failure_is_logged_and_never_fails_the_batch(monkeypatch, caplog) -> None:
+    def broken(*args, **kwargs):
+        raise ValueError("no stdout")
+
+    monkeypatch.setattr(usage_emf, "_flush", broken)
+    usage = usage_emf.publish_usage([call("1")], WriteResult(total=1))
+    assert usage.calls == 1
+    assert "usage metrics not emitted: ValueError: no stdout" in caplog.text
