@@ -11,7 +11,13 @@ import time
 
 from bench import report
 
-BENCHMARKS = ["bench.bench_callback", "bench.bench_consumer", "bench.bench_e2e", "bench.bench_layer"]
+BENCHMARKS = [
+    "bench.bench_callback",
+    "bench.bench_consumer",
+    "bench.bench_e2e",
+    "bench.bench_layer",
+    "bench.bench_usage_metrics",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

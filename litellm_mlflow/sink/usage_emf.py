@@ -5,9 +5,9 @@ Powertools' non-singleton `EphemeralMetrics`, so they never mix with the handler
 `service`). Latency and error rate go out one value per call (EMF value arrays): CloudWatch then answers p50/p95/p99
 and a weighted average. Standard (60 s) resolution: finer costs more and Metrics Insights alarms read minutes anyway.
 
-Powertools prints a document on its own, even with POWERTOOLS_METRICS_DISABLED set, the moment a metric reaches
-100 values, and EMF allows at most 100 values a metric. Documents here carry at most 99 values, so every document
-is printed by the explicit flush, which honours the switch.
+EMF allows at most 100 values a metric in one document, so a model group's calls are split into documents of 100.
+Each document's metric set is handed to Powertools whole (see `_flush`), not value by value: `add_metric` also
+prints a document by itself, ignoring POWERTOOLS_METRICS_DISABLED, when a metric reaches 100 values.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from litellm_mlflow.usage_metrics import BatchUsage, UsageFigures, batch_usage, 
 
 logger = logging.getLogger(__name__)
 
-VALUES_PER_DOCUMENT = 99
+VALUES_PER_DOCUMENT = 100  # EMF's limit for one metric's value array
 _OFF = ("false", "0", "no", "off")
 _ON = ("true", "1", "yes", "on", "")
 
@@ -99,8 +99,13 @@ def _team_document(figures: UsageFigures) -> Document:
 
 
 def _flush(namespace: str, dimension: str, value: str, document: Document) -> None:
-    metrics = EphemeralMetrics(namespace=namespace, service="")  # "" keeps Powertools' `service` dimension off
-    metrics.add_dimension(name=dimension, value=value)
+    # The metric set goes in through the constructor, in Powertools' own shape, rather than one add_metric call a
+    # value: add_metric formats the metric's whole value list into a debug message on every call (even with debug
+    # off), which made a 1,000-call batch cost ~0.15 s. Powertools still validates and serializes the document.
+    metric_set: dict[str, dict] = {}
     for name, unit, number in document:
-        metrics.add_metric(name=name, unit=unit, value=number)
+        entry = metric_set.setdefault(name, {"Unit": unit.value, "StorageResolution": 60, "Value": []})
+        entry["Value"].append(float(number))
+    metrics = EphemeralMetrics(namespace=namespace, service="", metric_set=metric_set)  # service "": no such dimension
+    metrics.add_dimension(name=dimension, value=value)
     metrics.flush_metrics()
