@@ -49,6 +49,6 @@ class UsageTotals:
 def _line(kind: str, name: str, figures: UsageFigures) -> str:
     return (
         f"    {kind} {name:<24} calls {figures.calls:>4}  errors {figures.errors:>3} "
-        f"({figures.error_rate_percent:.0f}%)  tokens {figures.input_tokens}/{figures.output_tokens}  "
+        f"({figures.error_rate_percent:>3.0f}%)  tokens {figures.input_tokens}/{figures.output_tokens}  "
         f"cost ${figures.cost_usd:.6f}"
     )

@@ -20,7 +20,7 @@ def test_demo_summary_totals_what_the_consumer_published(monkeypatch) -> None:
 
     lines = totals.lines()
     (chat,) = [line for line in lines if "model group chat" in line]
-    assert "calls    3" in chat and "errors   1 (33%)" in chat and "tokens 30/15" in chat and "$0.502000" in chat
+    assert "calls    3" in chat and "errors   1 ( 33%)" in chat and "tokens 30/15" in chat and "$0.502000" in chat
     (embed,) = [line for line in lines if "model group embed" in line]
     assert "calls    1" in embed and "$0.001000" in embed
     (team,) = [line for line in lines if "team search" in line]
