@@ -15,6 +15,7 @@ no-calls window.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from aws_cdk import Duration
@@ -145,10 +146,11 @@ def _usage_alarms(scope: Construct, alarms: Alarms, settings: MonitoringSettings
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-    for index, (team, budget) in enumerate(sorted(settings.team_hourly_budgets_usd.items())):
+    for team, budget in sorted(settings.team_hourly_budgets_usd.items()):
+        team_key = hashlib.sha256(team.encode("utf-8")).hexdigest()[:10]  # stable id, whatever the name holds
         alarms.team_hourly_spend[team] = usage_metric(names.COST, names.TEAM, team, "Sum", HOUR).create_alarm(
             scope,
-            f"TeamHourlySpendAlarm{index}",
+            f"TeamHourlySpendAlarm{team_key}",
             alarm_description=f"Team {team!r} spent over ${budget:g} on LLM calls in an hour.",
             threshold=budget,
             evaluation_periods=1,
