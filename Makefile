@@ -4,6 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
+# The Lambda side (consumer, presign, the event contract) is tested on the Lambda runtime's Python as well.
+VENV313 := .venv313
+STAMP313 := $(VENV313)/.installed
+LAMBDA_TESTS := tests/sink tests/presign tests/test_events.py
 
 # Offline-friendly defaults for everything started from here (no cost-map or model-catalog downloads).
 export LITELLM_LOCAL_MODEL_COST_MAP := True
@@ -13,7 +17,7 @@ export UV_SYSTEM_CERTS ?= 1
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: venv demo test test-fast lint bench soak synth lock clean
+.PHONY: venv venv313 demo test test-lambda313 test-fast lint bench soak synth dist lock clean
 
 venv: $(STAMP)
 
@@ -24,14 +28,27 @@ $(STAMP): requirements/dev.lock pyproject.toml
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
+venv313: $(STAMP313)
+
+$(STAMP313): requirements/lambda313.lock pyproject.toml $(STAMP)
+	$(UV) venv --quiet --allow-existing --python "$$($(PY) -m infra.lambda_python)" $(VENV313)
+	$(UV) pip sync --quiet --python $(VENV313)/bin/python requirements/lambda313.lock
+	$(UV) pip install --quiet --python $(VENV313)/bin/python --no-deps -e .
+	touch $(STAMP313)
+
 ## The whole pipeline on this machine: local MLflow + local SQS + a real LiteLLM proxy + the consumer.
 demo: $(STAMP)
 	$(VENV)/bin/litellm-mlflow demo $(ARGS)
 
-## Lint, then every test (unit, integration, infra, end-to-end).
-test: $(STAMP)
+## Lint, then every test (unit, integration, infra, end-to-end), then the Lambda-side tests again on Python 3.13.
+test: $(STAMP) $(STAMP313)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-lambda313
+
+## The consumer/presign/event tests on Python 3.13 (the Lambda runtime), against the pinned MLflow server only.
+test-lambda313: $(STAMP313)
+	LITELLM_MLFLOW_TEST_MLFLOW_VERSIONS=3.17.2 $(VENV313)/bin/python -m pytest -p no:cacheprovider $(LAMBDA_TESTS) $(PYTEST313_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -51,9 +68,19 @@ soak: $(STAMP)
 synth: $(STAMP)
 	$(PY) -m infra.synth $(ARGS)
 
-## Re-resolve the pinned lock after changing pyproject.toml.
+## A wheel of the library in dist/ (what the README installs into a LiteLLM proxy and the Dockerfile copies).
+dist: $(STAMP)
+	rm -rf dist
+	$(UV) build --quiet --wheel --out-dir dist
+	@ls dist/*.whl
+
+## Re-resolve the pinned locks after changing pyproject.toml or layers/requirements.in.
 lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.lock
+	$(UV) pip compile pyproject.toml --extra lambda-test --python-version 3.13 -c requirements/dev.lock \
+		-o requirements/lambda313.lock
+	$(UV) pip compile layers/requirements.in -c requirements/dev.lock --python-version 3.13 \
+		--python-platform aarch64-manylinux2014 --generate-hashes -o layers/requirements.txt
 
 clean:
-	rm -rf $(VENV) cdk.out layers/build .pytest_cache
+	rm -rf $(VENV) $(VENV313) cdk.out layers/build .pytest_cache dist

@@ -2,8 +2,13 @@
 
 `pip --platform manylinux2014_aarch64 --only-binary=:all:` fetches the arm64 cp313 wheels whatever the host is,
 so a laptop or CI runner builds the same layer Lambda runs. The pins live in `layers/requirements.txt` (a uv lock
-with hashes, boto3/botocore/s3transfer left out because the runtime ships them); installing it with `--no-deps`
-means exactly the locked set lands in the layer. The `litellm_mlflow` package is copied in beside them.
+with hashes, boto3/botocore included: the runtime's own boto3 is not ours to choose and may lack an API presign
+calls); installing it with `--no-deps` means exactly the locked set lands in the layer. Only the `litellm_mlflow`
+modules the two Lambdas import are copied in beside them (LAYER_MODULES), not the proxy, CLI or local-stack code.
+
+`/opt` is read-only in Lambda, so a layer without bytecode recompiles every module on every cold start. The layer
+is compiled here by a CPython 3.13 (the Lambda runtime's version; bytecode is version-specific, not
+architecture-specific) with unchecked-hash pycs, which the importer uses without comparing source timestamps.
 """
 
 from __future__ import annotations
@@ -12,27 +17,24 @@ import hashlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
+from infra.lambda_python import LAMBDA_PYTHON, NoLambdaPython, find_python313
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAYER_DIR = REPO_ROOT / "layers"
 REQUIREMENTS = LAYER_DIR / "requirements.txt"
 LIBRARY_DIR = REPO_ROOT / "litellm_mlflow"
-PIP_PLATFORM_ARGS = (
-    "--platform",
-    "manylinux2014_aarch64",
-    "--implementation",
-    "cp",
-    "--python-version",
-    "3.13",
-    "--only-binary=:all:",
-)
+# What the consumer and presign Lambdas import from the library (tests/infra/test_layer.py checks the closure).
+LAYER_MODULES = ("__init__.py", "events.py", "mlflow_target.py", "sink", "presign")
+LAMBDA_PLATFORM = "manylinux2014_aarch64"
 # Bump when the bundling steps change, so CDK rebuilds the asset instead of reusing a stale one.
-BUNDLER_VERSION = "1"
+BUNDLER_VERSION = "2"
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024  # Lambda: function + all layers, unzipped
 LAYER_BUDGET_BYTES = 150_000_000  # our own budget, well under the limit, leaving room for the function code
 
@@ -42,25 +44,38 @@ class LayerBundlingError(RuntimeError):
 
 
 def _library_files(library_dir: Path) -> list[Path]:
-    return sorted(p for p in library_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    """The library files that go into the layer (sources only, no caches)."""
+    files: list[Path] = []
+    for name in LAYER_MODULES:
+        path = library_dir / name
+        candidates: Iterator[Path] = path.rglob("*") if path.is_dir() else iter([path])
+        files.extend(p for p in candidates if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    return sorted(files)
 
 
-def layer_source_hash(requirements: Path = REQUIREMENTS, library_dir: Path = LIBRARY_DIR) -> str:
-    """Hash of everything that decides the layer's content: the lock, the library sources, the bundler."""
-    digest = hashlib.sha256(BUNDLER_VERSION.encode())
-    digest.update(requirements.read_bytes())
+def copy_library(target: Path, library_dir: Path = LIBRARY_DIR) -> None:
+    """Copy the Lambda-side modules of the library (LAYER_MODULES) into `target/litellm_mlflow`."""
     for path in _library_files(library_dir):
-        digest.update(b"\0" + path.relative_to(library_dir).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+        destination = target / library_dir.name / path.relative_to(library_dir)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
 
 
-def directory_size_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+def compile_bytecode(target: Path, python: Path) -> None:
+    """Byte-compile everything under `target` with `python` (unchecked-hash: valid whatever the files' mtimes)."""
+    command = [str(python), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(target)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LayerBundlingError(f"{python} could not compile the layer:\n{(result.stdout + result.stderr)[-4000:]}")
 
 
-def build_layer(output_dir: Path) -> int:
-    """Install the locked wheels plus the library into `output_dir/python`; return the unzipped size in bytes."""
+def build_layer(output_dir: Path, platform: str = LAMBDA_PLATFORM) -> int:
+    """Install the locked wheels plus the library into `output_dir/python`, compiled by Python 3.13; return the
+    unzipped size in bytes. `platform` is the Lambda's (arm64) except for benchmarks that import the layer here."""
+    try:
+        python313 = find_python313()
+    except NoLambdaPython as error:
+        raise LayerBundlingError(str(error)) from None
     target = output_dir / "python"
     command = [
         sys.executable,
@@ -70,9 +85,15 @@ def build_layer(output_dir: Path) -> int:
         "--quiet",
         "--disable-pip-version-check",
         "--no-deps",
-        "--no-compile",  # .pyc built by the host's Python would be dead weight for 3.13
+        "--no-compile",  # the host's Python may not be 3.13; compile_bytecode does it with 3.13 below
         "--require-hashes",
-        *PIP_PLATFORM_ARGS,
+        "--platform",
+        platform,
+        "--implementation",
+        "cp",
+        "--python-version",
+        LAMBDA_PYTHON,
+        "--only-binary=:all:",
         "--target",
         str(target),
         "-r",
@@ -85,7 +106,8 @@ def build_layer(output_dir: Path) -> int:
         )
     # Console scripts point at the build host's interpreter; nothing in Lambda runs them.
     shutil.rmtree(target / "bin", ignore_errors=True)
-    shutil.copytree(LIBRARY_DIR, target / LIBRARY_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    copy_library(target)
+    compile_bytecode(target, python313)
     size = directory_size_bytes(output_dir)
     if size > LAYER_BUDGET_BYTES:
         raise LayerBundlingError(

@@ -39,9 +39,10 @@ def _imported_names(tree: ast.AST, package: str) -> list[str]:
     return names
 
 
-def third_party_imports(repo_root: Path, entry_points: list[Path]) -> dict[str, set[str]]:
-    """Third-party dotted module -> the modules importing it, for the handlers and the library they reach."""
+def walk_imports(repo_root: Path, entry_points: list[Path]) -> tuple[dict[str, set[str]], set[Path]]:
+    """(third-party dotted module -> the modules importing it, every library file reached) for the handlers."""
     found: dict[str, set[str]] = {}
+    library_files: set[Path] = set()
     seen: set[str] = set()
     pending = [(path, f"handler:{path.parent.name}", "") for path in entry_points]
     while pending:
@@ -52,11 +53,28 @@ def third_party_imports(repo_root: Path, entry_points: list[Path]) -> dict[str, 
                 module_file = _library_module_file(repo_root, dotted)
                 if module_file is not None and dotted not in seen:
                     seen.add(dotted)
+                    library_files.add(module_file)
                     sub_package = dotted if module_file.name == "__init__.py" else dotted.rpartition(".")[0]
                     pending.append((module_file, dotted, sub_package))
             elif top and top not in sys.stdlib_module_names:
                 found.setdefault(dotted, set()).add(name)
-    return found
+    return found, library_files
+
+
+def third_party_imports(repo_root: Path, entry_points: list[Path]) -> dict[str, set[str]]:
+    """Third-party dotted module -> the modules importing it, for the handlers and the library they reach."""
+    return walk_imports(repo_root, entry_points)[0]
+
+
+def library_files_reached(repo_root: Path, entry_points: list[Path]) -> set[Path]:
+    """Every litellm_mlflow file the handlers import, directly or through each other (parent packages included)."""
+    files = walk_imports(repo_root, entry_points)[1]
+    for path in list(files):
+        parent = path.parent
+        while parent != repo_root and (parent / "__init__.py").is_file():
+            files.add(parent / "__init__.py")
+            parent = parent.parent
+    return files
 
 
 def resolvable_in(site_dir: Path, dotted: str) -> bool:

@@ -1,4 +1,5 @@
-"""The Lambda layer: inputs decide its hash; the real build (pip, arm64 wheels, no Docker) stays small."""
+"""The Lambda layer: inputs decide its hash; the real build (pip, arm64 wheels, no Docker, bytecode compiled by
+Python 3.13) holds what the two handlers import and nothing of the proxy, CLI or local stack."""
 
 from __future__ import annotations
 
@@ -6,17 +7,57 @@ import re
 import shutil
 from pathlib import Path
 
+import botocore
 import pytest
 
 from infra import layer_bundling
 from infra.layer_bundling import LAYER_BUDGET_BYTES, directory_size_bytes, layer_source_hash
 from infra.synth import layer_asset_dir
 from infra.synth import main as synth_main
-from tests.infra.import_closure import resolvable_in, third_party_imports
+from tests.infra.client_calls import botocore_operations, client_method_calls, missing_methods
+from tests.infra.import_closure import library_files_reached, resolvable_in, third_party_imports
 
 REPO_ROOT = layer_bundling.REPO_ROOT
 HANDLERS = [REPO_ROOT / "functions" / "consumer" / "handler.py", REPO_ROOT / "functions" / "presign" / "handler.py"]
-LAMBDA_RUNTIME_PROVIDES = {"boto3", "botocore"}
+
+
+def layer_pins() -> dict[str, str]:
+    return dict(
+        re.findall(r"^([a-z0-9][a-z0-9._-]*)==([^ \\\n]+)", layer_bundling.REQUIREMENTS.read_text(), flags=re.M)
+    )
+
+
+def handler_code_files() -> list[Path]:
+    return [*HANDLERS, *sorted(library_files_reached(REPO_ROOT, HANDLERS))]
+
+
+def test_layer_library_is_exactly_what_the_handlers_import() -> None:
+    reached = {path.relative_to(layer_bundling.LIBRARY_DIR) for path in library_files_reached(REPO_ROOT, HANDLERS)}
+    shipped = {
+        path.relative_to(layer_bundling.LIBRARY_DIR)
+        for path in layer_bundling._library_files(layer_bundling.LIBRARY_DIR)
+    }
+    assert reached <= shipped, (
+        f"the handlers import modules the layer leaves out: {sorted(map(str, reached - shipped))}"
+    )
+    assert not {part for path in shipped for part in path.parts} & {"local", "cli", "publish", "callback.py"}
+
+
+def test_layer_botocore_has_every_client_method_the_handlers_call() -> None:
+    pins = layer_pins()
+    # The dev venv carries the layer's botocore, so its service models are the ones Lambda will load.
+    assert pins["botocore"] == botocore.__version__
+    calls = client_method_calls(handler_code_files())
+    assert "create_presigned_mlflow_app_url" in calls["sagemaker"]
+    data_dir = Path(botocore.__file__).parent / "data"
+    assert missing_methods(calls, botocore_operations(data_dir, set(calls))) == []
+
+
+def test_client_method_check_fails_for_a_botocore_without_the_app_api() -> None:
+    calls = client_method_calls(handler_code_files())
+    operations = botocore_operations(Path(botocore.__file__).parent / "data", set(calls))
+    operations["sagemaker"] -= {"create_presigned_mlflow_app_url"}  # what a runtime botocore before 1.42 lacks
+    assert missing_methods(calls, operations) == ["sagemaker.create_presigned_mlflow_app_url (service.py)"]
 
 
 def test_layer_hash_follows_its_inputs_only(tmp_path: Path) -> None:
@@ -35,14 +76,14 @@ def test_layer_hash_follows_its_inputs_only(tmp_path: Path) -> None:
     assert len({original, edited_library, layer_source_hash(requirements, library)}) == 3
 
 
-def test_lock_pins_every_package_with_hashes_and_leaves_out_the_runtime_sdk() -> None:
-    text = layer_bundling.REQUIREMENTS.read_text()
-    pins = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==([^ \\\n]+)", text, flags=re.M))
+def test_lock_pins_every_package_with_hashes_including_the_aws_sdk() -> None:
+    pins = layer_pins()
     assert pins["mlflow-skinny"] == "3.17.2"
     assert pins["sagemaker-mlflow"] == "0.5.0"
     assert pins["aws-lambda-powertools"] == "3.37.0"
-    assert not {"boto3", "botocore", "s3transfer"} & set(pins)
-    assert text.count("--hash=sha256:") >= len(pins)
+    assert tuple(int(part) for part in pins["botocore"].split(".")[:2]) >= (1, 42)
+    assert pins["boto3"] == pins["botocore"]
+    assert layer_bundling.REQUIREMENTS.read_text().count("--hash=sha256:") >= len(pins)
 
 
 @pytest.mark.bundling
@@ -53,21 +94,36 @@ def test_make_synth_bundles_a_real_arm64_layer_under_budget(tmp_path: Path, caps
     size = directory_size_bytes(layer.parent)
     assert f"layer unzipped: {size / 1e6:.1f} MB" in out
     assert size < LAYER_BUDGET_BYTES
-    for package in ("litellm_mlflow", "mlflow", "sagemaker_mlflow", "aws_lambda_powertools", "pydantic_core"):
+    for package in (
+        "litellm_mlflow",
+        "mlflow",
+        "sagemaker_mlflow",
+        "aws_lambda_powertools",
+        "pydantic_core",
+        "botocore",
+    ):
         assert (layer / package).is_dir(), package
     assert (layer / "litellm_mlflow" / "events.py").is_file()
-    assert not [p for p in ("boto3", "botocore", "s3transfer", "bin") if (layer / p).exists()]
+    assert not [p for p in ("local", "cli", "publish", "callback.py") if (layer / "litellm_mlflow" / p).exists()]
+    assert not (layer / "bin").exists()
     native = [p.name for p in layer.rglob("*.so")]
     assert any("cpython-313-aarch64-linux-gnu" in name for name in native)
     assert not [name for name in native if "x86_64" in name]
-    assert not list(layer.rglob("__pycache__"))
 
-    # Everything the two handlers import (through litellm_mlflow) is in the layer or in the Lambda runtime.
+    # Bytecode by 3.13 beside every module, so a cold start on read-only /opt compiles nothing.
+    sources = [p for p in (layer / "litellm_mlflow").rglob("*.py")] + list(
+        (layer / "mlflow" / "tracking").rglob("*.py")
+    )
+    assert sources
+    assert not [s for s in sources if not (s.parent / "__pycache__" / f"{s.stem}.cpython-313.pyc").is_file()]
+    assert not [p for p in layer.rglob("*.pyc") if ".cpython-313." not in p.name]
+
+    # The botocore in the layer has every client method the handlers call.
+    calls = client_method_calls(handler_code_files())
+    assert missing_methods(calls, botocore_operations(layer / "botocore" / "data", set(calls))) == []
+
+    # Everything the two handlers import (through litellm_mlflow) is in the layer itself.
     needed = third_party_imports(REPO_ROOT, HANDLERS)
     assert "mlflow.tracking" in needed or "mlflow" in needed
-    missing = {
-        name: sorted(users)
-        for name, users in needed.items()
-        if name.split(".")[0] not in LAMBDA_RUNTIME_PROVIDES and not resolvable_in(layer, name)
-    }
+    missing = {name: sorted(users) for name, users in needed.items() if not resolvable_in(layer, name)}
     assert missing == {}
