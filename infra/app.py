@@ -11,6 +11,7 @@ from aws_cdk import App
 
 from infra.mlflow_arn import InvalidMlflowArnError
 from infra.nag import add_aws_solutions_checks
+from infra.regions import RegionUnavailable, check_region, deploy_region, required_types
 from infra.settings import SettingsError, StackSettings
 from infra.stack import LitellmMlflowStack
 
@@ -27,6 +28,9 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     """One app with one stack and the cdk-nag AwsSolutions checks; `context` adds to cdk.json/-c values."""
     app = App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     settings = StackSettings.from_context(app.node.try_get_context)
+    region = deploy_region(app.node.try_get_context)
+    if region:  # refuse now, not half-way through a deploy, a region lacking what the stack creates
+        check_region(region, required_types(settings.mlflow_kind, creates_mlflow=settings.existing_mlflow is None))
     # Environment-agnostic on purpose: nothing is looked up at synth time; `cdk deploy` picks the profile's region.
     stack = LitellmMlflowStack(
         app,
@@ -41,7 +45,7 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
 def main() -> None:
     try:
         app, _ = build_app()
-    except (SettingsError, InvalidMlflowArnError) as error:
+    except (SettingsError, InvalidMlflowArnError, RegionUnavailable) as error:
         raise SystemExit(f"litellm-mlflow CDK app: {error}") from None
     app.synth()
 

@@ -53,6 +53,20 @@ def _library_files(library_dir: Path) -> list[Path]:
     return sorted(files)
 
 
+def layer_source_hash(requirements: Path = REQUIREMENTS, library_dir: Path = LIBRARY_DIR) -> str:
+    """Hash of everything that decides the layer's content: the lock, the library sources, the bundler."""
+    digest = hashlib.sha256(BUNDLER_VERSION.encode())
+    digest.update(requirements.read_bytes())
+    for path in _library_files(library_dir):
+        digest.update(b"\0" + path.relative_to(library_dir).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def directory_size_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
 def copy_library(target: Path, library_dir: Path = LIBRARY_DIR) -> None:
     """Copy the Lambda-side modules of the library (LAYER_MODULES) into `target/litellm_mlflow`."""
     for path in _library_files(library_dir):

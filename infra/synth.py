@@ -1,8 +1,9 @@
 """`make synth`: synthesize the app in-process (no CDK CLI needed), bundle the real layer, report its size.
 
 Usage: python -m infra.synth [-c key=value ...] [--outdir cdk.out]
-Fails (exit 1) on an invalid context value, a pip failure, a layer over budget, or any unacknowledged cdk-nag
-finding; cdk-nag prints each finding with the id to acknowledge.
+Fails (exit 1) on an invalid context value, a region lacking what the stack creates (`-c region=...`, else
+CDK_DEFAULT_REGION / AWS_REGION / AWS_DEFAULT_REGION), a pip failure, a layer over budget, any unacknowledged
+cdk-nag finding (printed with the id to acknowledge), or any cfn-lint error in a synthesized template.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 
 from infra.layer_bundling import LAYER_BUDGET_BYTES, LayerBundlingError, directory_size_bytes
 from infra.mlflow_arn import InvalidMlflowArnError
+from infra.regions import RegionUnavailable, deploy_region
 from infra.settings import SettingsError
+from infra.template_lint import DEFAULT_LINT_REGION, lint_cloud_assembly
 
 LAYER_MARKER = Path("python") / "litellm_mlflow"
 
@@ -51,16 +54,32 @@ def main(argv: list[str] | None = None) -> int:
     from infra.app import build_app  # imported late: jsii starts node on import
 
     started = time.monotonic()
+    context = parse_context(args.context)
     try:
-        app, stack = build_app(parse_context(args.context), outdir=str(outdir))
+        app, stack = build_app(context, outdir=str(outdir))
         app.synth()
-    except (SettingsError, InvalidMlflowArnError, LayerBundlingError) as error:
+    except (SettingsError, InvalidMlflowArnError, RegionUnavailable, LayerBundlingError) as error:
         print(f"synth failed: {error}", file=sys.stderr)
         return 1
     except RuntimeError as error:  # jsii surfaces cdk-nag's ValidationFailed (and other JS errors) as this
         print(f"synth failed: {error}", file=sys.stderr)
         return 1
     elapsed = time.monotonic() - started
+
+    region = deploy_region(context.get)
+    findings = lint_cloud_assembly(outdir, region)
+    errors = [f"{name}: {finding}" for name, found in findings.items() for finding in found if finding.is_error]
+    for name, found in findings.items():
+        for finding in found:
+            if not finding.is_error:
+                print(f"cfn-lint warning {name}: {finding}")
+    lint_region = region or f"{DEFAULT_LINT_REGION} (no region set; pass -c region=... to check yours)"
+    print(f"cfn-lint: {len(findings)} template(s) for {lint_region}, {len(errors)} error(s)")
+    if errors:
+        for line in errors:
+            print(f"cfn-lint error {line}", file=sys.stderr)
+        print("synth failed: cfn-lint found errors", file=sys.stderr)
+        return 1
 
     layer_dir = layer_asset_dir(outdir, stack.stack_name)
     size = directory_size_bytes(layer_dir)
