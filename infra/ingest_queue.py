@@ -10,7 +10,10 @@ from constructs import Construct
 from infra.settings import StackSettings
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # SQS's ceiling (1 MiB); the callback gzips bodies that would exceed it.
-DLQ_RETENTION = Duration.days(14)  # SQS's maximum: two weeks to notice, fix and redrive.
+# SQS's maximum on both: an MLflow outage longer than max receives x visibility timeout moves events to the DLQ,
+# and a backlog or DLQ gets two weeks (not SQS's default 4 days) to be noticed, fixed and redriven.
+QUEUE_RETENTION = Duration.days(14)
+DLQ_RETENTION = Duration.days(14)
 
 
 class IngestQueue(Construct):
@@ -30,6 +33,7 @@ class IngestQueue(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             max_message_size_bytes=MAX_MESSAGE_BYTES,
+            retention_period=QUEUE_RETENTION,
             visibility_timeout=Duration.seconds(settings.visibility_timeout_seconds),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=settings.max_receive_count

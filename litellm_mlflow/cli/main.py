@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from litellm_mlflow import __version__
-from litellm_mlflow.cli.commands import check, config, demo, info, login
+from litellm_mlflow.cli.commands import check, config, demo, info, login, redrive
 from litellm_mlflow.cli.commands.common import CliError, ExitCode
 
 # Add a module here to add a subcommand.
-COMMANDS = (demo, config, check, login, info)
+COMMANDS = (demo, config, check, login, info, redrive)
 
 
 def build_parser() -> argparse.ArgumentParser:

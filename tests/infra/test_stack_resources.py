@@ -18,6 +18,7 @@ def test_queue_and_dead_letter_queue(app_mode: Synth) -> None:
         {
             "SqsManagedSseEnabled": True,
             "MaximumMessageSize": MIB,
+            "MessageRetentionPeriod": 14 * 24 * 3600,  # SQS's maximum, not its 4-day default
             "VisibilityTimeout": 6 * settings.consumer_timeout_seconds + settings.batching_window_seconds,
             "RedrivePolicy": {"deadLetterTargetArn": get_att(dlq_id), "maxReceiveCount": 5},
         },
