@@ -93,6 +93,7 @@ def test_make_synth_bundles_a_real_arm64_layer_under_budget(tmp_path: Path, caps
     layer = layer_asset_dir(tmp_path, "LitellmMlflow") / "python"
     size = directory_size_bytes(layer.parent)
     assert f"layer unzipped: {size / 1e6:.1f} MB" in out
+    assert "cfn-lint: 1 template(s) for us-east-1, 0 error(s)" in out  # tests/conftest.py sets AWS_REGION
     assert size < LAYER_BUDGET_BYTES
     for package in (
         "litellm_mlflow",
