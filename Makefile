@@ -31,7 +31,7 @@ $(STAMP): requirements/dev.lock pyproject.toml
 venv313: $(STAMP313)
 
 $(STAMP313): requirements/lambda313.lock pyproject.toml $(STAMP)
-	$(UV) venv --quiet --allow-existing --python "$$($(PY) -m infra.lambda_python)" $(VENV313)
+	python313="$$($(PY) -m infra.lambda_python)" && $(UV) venv --quiet --allow-existing --python "$$python313" $(VENV313)
 	$(UV) pip sync --quiet --python $(VENV313)/bin/python requirements/lambda313.lock
 	$(UV) pip install --quiet --python $(VENV313)/bin/python --no-deps -e .
 	touch $(STAMP313)
