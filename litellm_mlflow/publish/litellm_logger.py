@@ -25,7 +25,9 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from litellm_mlflow import events
 from litellm_mlflow.publish import proxy_shutdown
-from litellm_mlflow.publish.sender import LOG_EVERY_S, SqsBatchSender, exit_flush_timeout, litellm_logging_worker
+from litellm_mlflow.publish.exit_hooks import exit_flush_timeout, litellm_logging_worker
+from litellm_mlflow.publish.sender import SqsBatchSender
+from litellm_mlflow.publish.sender_stats import LOG_EVERY_S
 
 logger = logging.getLogger("litellm_mlflow.publish.litellm_logger")
 
