@@ -10,7 +10,8 @@ from typing import Any
 logger = logging.getLogger("litellm_mlflow.publish.sender")
 
 LOG_EVERY_S = 10.0  # repeated warnings (overflow, outage) are summarised at most this often
-COUNTERS = ("enqueued", "sent", "retried", "dropped_overflow", "failed_permanently", "requests", "failed_requests")
+COUNTERS = ("enqueued", "sent", "retried", "degraded_overflow", "dropped_overflow", "failed_permanently", "requests",
+            "failed_requests")  # fmt: skip
 
 
 class SenderStats:
@@ -21,6 +22,7 @@ class SenderStats:
         self.enqueued = 0
         self.sent = 0
         self.retried = 0
+        self.degraded_overflow = 0  # kept without prompts and responses because the buffer was full
         self.dropped_overflow = 0
         self.failed_permanently = 0
         self.requests = 0
