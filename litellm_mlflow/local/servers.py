@@ -290,7 +290,9 @@ class LitellmProxyServer:
         litellm_bin = Path(sys.executable).with_name("litellm")
         cmd = [str(litellm_bin), "--config", str(self.config_path), "--host", LOOPBACK, "--port", str(self.port)]
         if self.workers > 1:
-            cmd += ["--num_workers", str(self.workers)]
+            # uvicorn restarts a worker that does not answer its health check within 5 s, which a worker still
+            # importing LiteLLM on a busy machine never does: it would restart workers forever.
+            cmd += ["--num_workers", str(self.workers), "--timeout_worker_healthcheck", "300"]
         self.proc = spawn(cmd, self.log, env=self.env, cwd=self.workdir)
 
     def wait_ready(self, timeout: float = 180.0) -> None:
