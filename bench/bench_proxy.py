@@ -221,6 +221,11 @@ def rows_from(samples, rates, delays, calls, final, overflow_lines) -> list[dict
                      max(1, calls[mode]), 2), "unit": "%", "target": "100" if mode == "ours" else None,
                      "note": f"{stats['calls']} of {calls[mode]}; {stats['requests']} SQS requests, "
                              f"{stats['messages']} messages"})  # fmt: skip
+    ours, builtin = final.get("ours", {}), final.get("aws_sqs", {})
+    rows.append({"metric": "SQS requests per delivered event: ours vs aws_sqs",
+                 "ours": round(ours.get("requests", 0) / max(1, ours.get("calls", 0)), 3),
+                 "baseline": round(builtin.get("requests", 0) / max(1, builtin.get("calls", 0)), 3),
+                 "unit": "requests/event", "note": "counted by the SQS endpoint"})  # fmt: skip
     rows.append({"metric": "ours: overflow errors in the proxy's log", "ours": overflow_lines, "unit": "lines",
                  "target": "0"})  # fmt: skip
     return rows
