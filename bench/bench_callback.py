@@ -221,7 +221,7 @@ def time_hooks(logger: Any, samples: Samples) -> None:
 
 def our_logger(queue_url: str, endpoint: str, requests: Counter):
     from litellm_mlflow.publish.litellm_logger import Settings, SqsEventLogger
-    from litellm_mlflow.publish.sender import default_sqs_client
+    from litellm_mlflow.publish.sqs_client import default_sqs_client
 
     def counted_client(url: str):
         client = default_sqs_client(url, endpoint_url=endpoint)

@@ -13,6 +13,8 @@ from bench import report
 
 BENCHMARKS = [
     "bench.bench_callback",
+    "bench.bench_publisher",
+    "bench.bench_proxy",
     "bench.bench_consumer",
     "bench.bench_e2e",
     "bench.bench_layer",

@@ -30,7 +30,9 @@ from typing import Any
 from litellm_mlflow.local.demo import quiet_consumer_logs
 from litellm_mlflow.local.event_source import Handler
 from litellm_mlflow.local.servers import SqsServer, exit_cleanly_on_sigterm, offline_env
-from litellm_mlflow.local.stack import FAKE_CREDENTIALS, REGION, LocalStack, LocalStackOptions
+from litellm_mlflow.local.stack import LocalStack, LocalStackOptions
+from litellm_mlflow.local.stack_state import REGION
+from litellm_mlflow.local.wiring import FAKE_CREDENTIALS
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "soak"

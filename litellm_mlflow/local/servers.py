@@ -1,4 +1,4 @@
-"""Local stand-ins for the AWS side: a real MLflow server (sqlite) and a moto SQS endpoint, on 127.0.0.1 only.
+"""Local servers, on 127.0.0.1 only: a real MLflow server (sqlite), a moto SQS endpoint, a real LiteLLM proxy.
 
 Used by `litellm-mlflow demo`, the test fixtures and the benchmarks, so all three exercise the same servers.
 Every process started here is killed with its whole process group on `stop()` and at interpreter exit.
@@ -252,3 +252,57 @@ class SqsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class LitellmProxyServer:
+    """A real `litellm` proxy on 127.0.0.1 with the given config (written as YAML into `workdir`) and environment."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        config: dict,
+        env: dict[str, str],
+        port: int | None = None,
+        workers: int = 1,
+        name: str = "litellm-proxy",
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.config = config
+        self.env = env
+        self.port = port or free_port()
+        self.workers = workers
+        self.proc: subprocess.Popen | None = None
+        self.log = self.workdir / f"{name}.log"
+        self.config_path = self.workdir / f"{name}-config.yaml"
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def launch(self) -> None:
+        """Start the process without waiting (the proxy takes seconds to import; see `wait_ready`)."""
+        import yaml
+
+        if port_in_use(self.port):
+            raise ServerStartError(f"port {self.port} on {LOOPBACK} is already in use; pick another with --proxy-port")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        litellm_bin = Path(sys.executable).with_name("litellm")
+        cmd = [str(litellm_bin), "--config", str(self.config_path), "--host", LOOPBACK, "--port", str(self.port)]
+        if self.workers > 1:
+            # uvicorn restarts a worker that does not answer its health check within 5 s, which a worker still
+            # importing LiteLLM on a busy machine never does: it would restart workers forever.
+            cmd += ["--num_workers", str(self.workers), "--timeout_worker_healthcheck", "300"]
+        self.proc = spawn(cmd, self.log, env=self.env, cwd=self.workdir)
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        wait_http_ok(f"{self.url}/health/liveliness", timeout, self.proc, self.log)
+
+    def start(self, timeout: float = 180.0) -> LitellmProxyServer:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def stop(self, hard: bool = False) -> None:
+        kill(self.proc, hard=hard)
+        self.proc = None

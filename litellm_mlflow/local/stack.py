@@ -1,111 +1,26 @@
 """The embedded one-machine stack: local MLflow + local SQS (queue and DLQ) + a real LiteLLM proxy + the consumer.
 
-It wires the same pieces a deployment has, on 127.0.0.1: the proxy's config names our callback exactly as the README
-tells users to; the consumer is the real `functions/consumer/handler.py`, driven by an emulated SQS event source
-mapping. `make demo`, the end-to-end test and the soak all start it through `LocalStack`.
+This module supervises the processes (start order, readiness, teardown); how they are wired together is in
+`wiring`. The proxy's config names our callback exactly as the README tells users to; the consumer is the real
+`functions/consumer/handler.py`, driven by an emulated SQS event source mapping. `make demo`, the end-to-end test
+and the soak all start it through `LocalStack`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from litellm_mlflow.local import wiring
 from litellm_mlflow.local.event_source import Handler, SqsEventSourceEmulator, load_handler
-from litellm_mlflow.local.servers import (
-    LOOPBACK,
-    MlflowServer,
-    ServerStartError,
-    SqsServer,
-    free_port,
-    kill,
-    offline_env,
-    port_in_use,
-    spawn,
-    wait_http_ok,
-)
-
-DEFAULT_WORKDIR = Path(".local-stack")
-STATE_FILE = "stack.json"
-CALLBACK_PATH = "litellm_mlflow.callback.sqs_logger"
-REGION = "us-east-1"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
+from litellm_mlflow.local.servers import LOOPBACK, LitellmProxyServer, MlflowServer, SqsServer, offline_env
+from litellm_mlflow.local.stack_state import DEFAULT_WORKDIR, REGION, STATE_FILE, LocalStackState
 
 Progress = Callable[[str], None]
-
-
-def mock_models() -> list[dict[str, Any]]:
-    """Mock deployments for the demo: several models, one that always fails, one that calls a tool."""
-    tool_call = {
-        "id": "call_weather_1",
-        "type": "function",
-        "function": {"name": "get_weather", "arguments": json.dumps({"city": "Tokyo"})},
-    }
-    return [
-        {
-            "model_name": "gpt-4o-mini",
-            "litellm_params": {"model": "openai/gpt-4o-mini", "mock_response": "Hi! How can I help?"},
-        },
-        {
-            "model_name": "gpt-4o",
-            "litellm_params": {"model": "openai/gpt-4o", "mock_response": "Here is a longer answer."},
-        },
-        {
-            "model_name": "claude-sonnet",
-            "litellm_params": {"model": "anthropic/claude-3-5-sonnet-20241022", "mock_response": "Certainly."},
-        },
-        {
-            "model_name": "flaky",
-            "litellm_params": {"model": "openai/gpt-4o-mini", "mock_response": "litellm.RateLimitError"},
-        },
-        {"model_name": "tools", "litellm_params": {"model": "openai/gpt-4o", "mock_tool_calls": [tool_call]}},
-    ]
-
-
-def proxy_config(models: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A litellm proxy config that uses our callback exactly as the README says."""
-    deployments = []
-    for model in models or mock_models():
-        params = {"api_key": "sk-mock-not-used", **model["litellm_params"]}
-        deployments.append({"model_name": model["model_name"], "litellm_params": params})
-    return {
-        "model_list": deployments,
-        "litellm_settings": {"callbacks": CALLBACK_PATH, "num_retries": 0, "request_timeout": 30},
-        "router_settings": {"num_retries": 0},
-    }
-
-
-@dataclass
-class LocalStackState:
-    """What another command (`config`, `check`, `info`, `login`) needs to find a running local stack."""
-
-    mlflow_url: str
-    sqs_endpoint: str
-    queue_url: str
-    dlq_url: str
-    proxy_url: str
-    master_key: str
-    experiment: str
-    region: str = REGION
-
-    def save(self, workdir: Path) -> Path:
-        path = Path(workdir) / STATE_FILE
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, workdir: Path = DEFAULT_WORKDIR) -> LocalStackState:
-        path = Path(workdir) / STATE_FILE
-        if not path.exists():
-            raise FileNotFoundError(
-                f"no local stack state at {path}: start one with `litellm-mlflow demo --keep-running`"
-            )
-        return cls(**json.loads(path.read_text()))
 
 
 @dataclass
@@ -142,11 +57,8 @@ class LocalStack:
         self.sqs: Any = None
         self.queue_url = ""
         self.dlq_url = ""
-        self.proxy_port = 0
-        self.proxy_proc = None
+        self.proxy: LitellmProxyServer | None = None
         self.consumer: SqsEventSourceEmulator | None = None
-
-    # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> LocalStack:
         try:
@@ -161,10 +73,8 @@ class LocalStack:
             self.mlflow.wait_ready()
             if self.options.start_consumer:
                 self.start_consumer()
-            if self.options.start_proxy:
-                wait_http_ok(
-                    f"{self.proxy_url}/health/liveliness", 180, self.proxy_proc, self.workdir / "litellm-proxy.log"
-                )
+            if self.proxy is not None:
+                self.proxy.wait_ready()
             self.state.save(self.workdir)
         except BaseException:
             self.stop()
@@ -175,8 +85,8 @@ class LocalStack:
         if self.consumer is not None:
             self.consumer.stop()
             self.consumer = None
-        kill(self.proxy_proc)
-        self.proxy_proc = None
+        if self.proxy is not None:
+            self.proxy.stop()
         if self.mlflow is not None:
             self.mlflow.stop()
         if self.sqs_server is not None:
@@ -189,18 +99,11 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ------------------------------------------------------------------ pieces
-
     def _start_sqs(self) -> None:
         import boto3
 
         # In-process callers (SDK benchmarks, the soak's checks) talk to the local SQS with fake credentials.
-        for key, value in {
-            **FAKE_CREDENTIALS,
-            **offline_env(),
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-        }.items():
+        for key, value in {**wiring.FAKE_CREDENTIALS, **offline_env(), **wiring.REGION_ENV}.items():
             os.environ.setdefault(key, value)
         self.progress(f"starting local SQS (moto) on {LOOPBACK}")
         self.sqs_server = SqsServer(self.options.sqs_port).start()
@@ -208,34 +111,19 @@ class LocalStack:
             "sqs",
             endpoint_url=self.sqs_server.url,
             region_name=REGION,
-            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_access_key_id=wiring.FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=wiring.FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
-        # moto keeps queues per process: a unique suffix keeps two stacks in one process (tests) apart.
-        suffix = secrets.token_hex(3)
-        self.dlq_url = self.sqs.create_queue(
-            QueueName=f"litellm-mlflow-dlq-{suffix}", Attributes={"MessageRetentionPeriod": "1209600"}
-        )["QueueUrl"]
-        dlq_arn = self.sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(self.options.max_receive_count)}
-        self.queue_url = self.sqs.create_queue(
-            QueueName=f"litellm-mlflow-events-{suffix}",
-            Attributes={
-                "VisibilityTimeout": str(self.options.visibility_timeout_s),
-                "MaximumMessageSize": "1048576",
-                "RedrivePolicy": json.dumps(redrive),
-            },
-        )["QueueUrl"]
+        self.queue_url, self.dlq_url = wiring.create_queues(
+            self.sqs, self.options.visibility_timeout_s, self.options.max_receive_count
+        )
 
     def start_consumer(self) -> None:
         """Run the real consumer handler in this process, fed by the emulated event source mapping."""
         assert self.mlflow is not None
-        os.environ["MLFLOW_TRACKING_URI"] = self.mlflow.url
-        os.environ["MLFLOW_EXPERIMENT_NAME"] = self.options.experiment
-        os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "litellm-mlflow-consumer")
-        os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LitellmMlflowLocal")
+        os.environ.update(wiring.consumer_env(self.mlflow.url, self.options.experiment))
+        for key, value in wiring.CONSUMER_ENV_DEFAULTS.items():
+            os.environ.setdefault(key, value)
         self.progress("starting the consumer (functions/consumer/handler.py) on the queue")
         wrap = self.options.handler_wrapper or (lambda handler: handler)
         self.consumer = SqsEventSourceEmulator(
@@ -249,29 +137,16 @@ class LocalStack:
         ).run_in_thread()
 
     def _launch_proxy(self) -> None:
-        import yaml
-
-        port = self.options.proxy_port or free_port()
-        if port_in_use(port):
-            raise ServerStartError(f"port {port} on {LOOPBACK} is already in use; pick another with --proxy-port")
-        config_path = self.workdir / "litellm_config.yaml"
-        config_path.write_text(yaml.safe_dump(proxy_config(self.options.models), sort_keys=False))
         env = {
             **offline_env(),
-            **FAKE_CREDENTIALS,
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ENDPOINT_URL_SQS": self.sqs_endpoint,
-            "LITELLM_MLFLOW_QUEUE_URL": self.queue_url,
-            "LITELLM_MASTER_KEY": self.master_key,
-            "LITELLM_TELEMETRY": "False",
+            **wiring.proxy_env(self.sqs_endpoint, self.queue_url, self.master_key),
             **self.options.extra_proxy_env,
         }
-        self.progress(f"starting LiteLLM proxy on {LOOPBACK}:{port} (callbacks: {CALLBACK_PATH})")
-        litellm_bin = Path(sys.executable).with_name("litellm")
-        cmd = [str(litellm_bin), "--config", str(config_path), "--host", LOOPBACK, "--port", str(port)]
-        self.proxy_proc = spawn(cmd, self.workdir / "litellm-proxy.log", env=env, cwd=self.workdir)
-        self.proxy_port = port
+        self.proxy = LitellmProxyServer(
+            self.workdir, wiring.proxy_config(self.options.models), env, port=self.options.proxy_port
+        )
+        self.progress(f"starting LiteLLM proxy on {LOOPBACK}:{self.proxy.port} (callbacks: {wiring.CALLBACK_PATH})")
+        self.proxy.launch()
 
     # ------------------------------------------------------------------ facts
 
@@ -281,7 +156,7 @@ class LocalStack:
 
     @property
     def proxy_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.proxy_port}" if self.proxy_port else ""
+        return self.proxy.url if self.proxy else ""
 
     @property
     def state(self) -> LocalStackState:
@@ -297,25 +172,8 @@ class LocalStack:
 
     def queue_depth(self, queue_url: str | None = None) -> int:
         """Visible plus in-flight messages."""
-        attrs = self.sqs.get_queue_attributes(
-            QueueUrl=queue_url or self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        return wiring.queue_depth(self.sqs, queue_url or self.queue_url)
 
     def dlq_messages(self) -> list[dict]:
         """Peek at the DLQ (messages become visible again right away)."""
-        seen: dict[str, dict] = {}
-        for _ in range(100):
-            batch = self.sqs.receive_message(
-                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=2, MessageAttributeNames=["All"]
-            ).get("Messages", [])
-            new = [m for m in batch if m["MessageId"] not in seen]
-            if not new:
-                break
-            seen.update({m["MessageId"]: m for m in new})
-        for message in seen.values():
-            self.sqs.change_message_visibility(
-                QueueUrl=self.dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
-        return list(seen.values())
+        return wiring.peek_messages(self.sqs, self.dlq_url)

@@ -25,7 +25,9 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from litellm_mlflow import events
 from litellm_mlflow.publish import proxy_shutdown
-from litellm_mlflow.publish.sender import LOG_EVERY_S, SqsBatchSender, exit_flush_timeout, litellm_logging_worker
+from litellm_mlflow.publish.exit_hooks import exit_flush_timeout, litellm_logging_worker
+from litellm_mlflow.publish.sender import DEFAULT_MAX_IN_FLIGHT, SqsBatchSender
+from litellm_mlflow.publish.sender_stats import LOG_EVERY_S
 
 logger = logging.getLogger("litellm_mlflow.publish.litellm_logger")
 
@@ -35,6 +37,7 @@ MAX_MESSAGE_BYTES_ENV = "LITELLM_MLFLOW_MAX_MESSAGE_BYTES"
 COMPRESS_THRESHOLD_ENV = "LITELLM_MLFLOW_COMPRESS_THRESHOLD_BYTES"
 BUFFER_SIZE_ENV = "LITELLM_MLFLOW_BUFFER_SIZE"
 LINGER_MS_ENV = "LITELLM_MLFLOW_BATCH_LINGER_MS"
+MAX_IN_FLIGHT_ENV = "LITELLM_MLFLOW_MAX_IN_FLIGHT"
 
 SQS_MAX = events.SQS_MAX_MESSAGE_BYTES
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -51,6 +54,7 @@ class Settings:
     compress_threshold: int = events.DEFAULT_COMPRESS_THRESHOLD
     buffer_size: int = 10_000
     linger_ms: float = 100.0
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +70,7 @@ class Settings:
             compress_threshold=_env_number(env, COMPRESS_THRESHOLD_ENV, default.compress_threshold, 0, 1 << 30),
             buffer_size=_env_number(env, BUFFER_SIZE_ENV, default.buffer_size, 1, 10_000_000),
             linger_ms=_env_number(env, LINGER_MS_ENV, default.linger_ms, 0, 60_000),
+            max_in_flight=_env_number(env, MAX_IN_FLIGHT_ENV, default.max_in_flight, 1, 256),
         )
 
 
@@ -176,6 +181,7 @@ class SqsEventLogger(CustomLogger):
                     buffer_size=settings.buffer_size,
                     linger_s=settings.linger_ms / 1000.0,
                     client_factory=self._client_factory,
+                    max_in_flight=settings.max_in_flight,
                 )
             return self._sender
 
@@ -202,9 +208,9 @@ class SqsEventLogger(CustomLogger):
         return True if self._sender is None else self._sender.close(timeout)
 
     def stats(self) -> dict[str, int]:
-        """Counters: enqueued, sent, retried, dropped_overflow, failed_permanently, pending, requests, ..."""
-        base = {"enqueued": 0, "sent": 0, "retried": 0, "dropped_overflow": 0, "failed_permanently": 0,
-                "pending": 0, "requests": 0, "failed_requests": 0}  # fmt: skip
+        """Counters: enqueued, sent, retried, degraded/dropped_overflow, failed_permanently, pending, requests, ..."""
+        base = {"enqueued": 0, "sent": 0, "retried": 0, "degraded_overflow": 0, "dropped_overflow": 0,
+                "failed_permanently": 0, "pending": 0, "requests": 0, "failed_requests": 0}  # fmt: skip
         if self._sender is not None:
             base.update(self._sender.stats())
         base["missing_payload"] = self.missing_payload

@@ -42,6 +42,7 @@ def test_settings_come_from_the_environment() -> None:
             "LITELLM_MLFLOW_COMPRESS_THRESHOLD_BYTES": "1024",
             "LITELLM_MLFLOW_BUFFER_SIZE": "50",
             "LITELLM_MLFLOW_BATCH_LINGER_MS": "20",
+            "LITELLM_MLFLOW_MAX_IN_FLIGHT": "4",
         }
     )
     assert settings == Settings(
@@ -51,6 +52,7 @@ def test_settings_come_from_the_environment() -> None:
         compress_threshold=1024,
         buffer_size=50,
         linger_ms=20.0,
+        max_in_flight=4,
     )
     assert Settings.from_env({}) == Settings()
 
@@ -62,6 +64,7 @@ def test_settings_come_from_the_environment() -> None:
         ("LITELLM_MLFLOW_MAX_MESSAGE_BYTES", "2000000"),
         ("LITELLM_MLFLOW_MAX_MESSAGE_BYTES", "lots"),
         ("LITELLM_MLFLOW_BUFFER_SIZE", "0"),
+        ("LITELLM_MLFLOW_MAX_IN_FLIGHT", "0"),
     ],
 )
 def test_a_bad_setting_is_logged_and_the_default_kept(name: str, value: str, caplog) -> None:
@@ -74,13 +77,15 @@ def test_missing_queue_url_is_a_clear_error_and_events_stay_counted(monkeypatch,
     monkeypatch.delenv("LITELLM_MLFLOW_QUEUE_URL", raising=False)
     logger = SqsEventLogger(Settings(buffer_size=5, linger_ms=0))
     with caplog.at_level(logging.ERROR):
-        for i in range(8):
+        for i in range(12):
             call_hook(logger, i)  # must not raise: a proxy keeps serving
         assert logger.flush(timeout=5) is False
     stats = logger.stats()
-    assert (stats["enqueued"], stats["dropped_overflow"], stats["pending"], stats["sent"]) == (5, 3, 5, 0)
+    assert (stats["enqueued"], stats["degraded_overflow"], stats["dropped_overflow"]) == (10, 5, 2)
+    assert (stats["pending"], stats["sent"]) == (10, 0)
     assert "LITELLM_MLFLOW_QUEUE_URL is not set" in caplog.text
-    assert "event buffer full (5 events): 1 event(s) DROPPED" in caplog.text
+    assert "event buffer full (5 events): so far 1 event(s) kept WITHOUT prompts and responses" in caplog.text
+    assert "and 1 DROPPED" in caplog.text
 
 
 def test_a_call_without_standard_logging_object_is_counted(caplog) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from litellm_mlflow import events
 from litellm_mlflow.publish.litellm_logger import Settings, SqsEventLogger
-from litellm_mlflow.publish.sender import default_sqs_client
+from litellm_mlflow.publish.sqs_client import default_sqs_client
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "gpt-4o-mini"

@@ -113,7 +113,7 @@ def add_local_argument(parser: argparse.ArgumentParser) -> None:
 
 def local_state(args: argparse.Namespace) -> Any:
     """The running local stack's addresses, or a CliError saying how to start one."""
-    from litellm_mlflow.local.stack import LocalStackState
+    from litellm_mlflow.local.stack_state import LocalStackState
 
     try:
         return LocalStackState.load(args.local)

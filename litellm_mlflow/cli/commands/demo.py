@@ -9,7 +9,7 @@ from typing import Any
 
 from litellm_mlflow.cli.commands.common import CliError, ExitCode
 from litellm_mlflow.local.servers import ServerStartError
-from litellm_mlflow.local.stack import DEFAULT_WORKDIR
+from litellm_mlflow.local.stack_state import DEFAULT_WORKDIR
 
 
 def register(subparsers: Any) -> None:
