@@ -16,7 +16,7 @@ import yaml
 
 from litellm_mlflow.events import decode_body
 from litellm_mlflow.local.servers import free_port, kill, offline_env, spawn, wait_http_ok
-from litellm_mlflow.local.stack import CALLBACK_PATH
+from litellm_mlflow.local.wiring import CALLBACK_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).with_name("uv")
