@@ -34,6 +34,28 @@ from litellm_mlflow.local.servers import MlflowServer, SqsServer
 pytest_plugins = ["tests.support.litellm_events"]
 
 
+def _restore(saved: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_environment() -> Iterator[None]:
+    """What a module's fixtures put in os.environ (the local stack's consumer env, the demo's quiet Powertools
+    settings) ends with the module, so no later test runs under another module's settings."""
+    saved = dict(os.environ)
+    yield
+    _restore(saved)
+
+
+@pytest.fixture(autouse=True)
+def _test_environment() -> Iterator[None]:
+    """Same for what code under test sets in os.environ itself (not through monkeypatch)."""
+    saved = dict(os.environ)
+    yield
+    _restore(saved)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """One real `mlflow server` (sqlite) for the session; tests use their own experiments."""
