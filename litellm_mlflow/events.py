@@ -43,6 +43,15 @@ DROPPED_TOP_LEVEL_KEYS = frozenset({"model_map_information", "autorouter_savings
 DROPPED_METADATA_KEYS = frozenset({"usage_object", "user_api_key_auth_metadata"})
 DROPPED_HIDDEN_PARAM_KEYS = frozenset({"usage_object", "additional_headers"})
 CONTENT_KEYS = ("messages", "response")
+# What the callback adds beside LiteLLM's payload: the session id the client supplied (None when it gave none), and
+# the cache/reasoning token counts of LiteLLM's usage object (which itself is dropped: its other fields repeat).
+CLIENT_SESSION_FIELD = "client_session_id"
+TOKEN_DETAILS_FIELD = "token_details"
+CACHE_READ_TOKENS = "cache_read_input_tokens"
+CACHE_CREATION_TOKENS = "cache_creation_input_tokens"
+REASONING_TOKENS = "reasoning_tokens"
+# LiteLLM's proxy marks a session id it minted itself (`general_settings.missing_session_id: generate`).
+SESSION_ID_GENERATED_KEY = "litellm_session_id_generated"
 
 # Key names are split into words ("x-api-key", "apiKey", "user_api_key_hash" -> words) and judged by their words, so
 # "user_api_key_user_id", "prompt_tokens_details" or "cache_key" stay while "api_key", "Authorization",
@@ -93,7 +102,10 @@ class LLMCallEvent:
     """One LiteLLM call, normalised: what the MLflow sink writes as a trace and metric points.
 
     Times are epoch seconds. Token counts and cost are numbers (numeric strings converted); fields whose values
-    could not be read as numbers are left as None and named in `invalid_fields`.
+    could not be read as numbers are left as None and named in `invalid_fields`. None means "not known", never 0: a
+    success LiteLLM could not price has `cost_usd` None and `cost_unknown` True; a failure keeps only the token and
+    cost figures LiteLLM actually counted (LiteLLM reports 0 for what it never saw). `session_id` is the session the
+    client supplied, never an id LiteLLM made up for the call.
     """
 
     event_id: str
@@ -116,11 +128,17 @@ class LLMCallEvent:
     total_tokens: int | None = None
     cost_usd: float | None = None
     cache_hit: bool | None = None
+    cost_unknown: bool = False
+    cache_read_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    reasoning_tokens: int | None = None
     user_id: str | None = None
     end_user: str | None = None
     team_id: str | None = None
     team_alias: str | None = None
     key_alias: str | None = None
+    org_id: str | None = None
+    org_alias: str | None = None
     request_tags: tuple[str, ...] = ()
     messages: Any = None
     response: Any = None
@@ -188,6 +206,9 @@ def prepare_payload(payload: Mapping[str, Any], *, log_content: bool = True) -> 
     """What leaves the process: the payload minus what MLflow never needs, secrets redacted, content optional."""
     trimmed = {key: value for key, value in payload.items() if key not in DROPPED_TOP_LEVEL_KEYS}
     metadata = trimmed.get("metadata")
+    details = token_details(payload)
+    if details:
+        trimmed[TOKEN_DETAILS_FIELD] = details
     if isinstance(metadata, Mapping):
         trimmed["metadata"] = {k: v for k, v in metadata.items() if k not in DROPPED_METADATA_KEYS}
     hidden = trimmed.get("hidden_params")
@@ -247,12 +268,12 @@ def _attributes_size(attributes: Mapping[str, Mapping[str, str]]) -> int:
 # Identity fields the consumer keys on (trace ids, tags) stay whole whatever else is shortened.
 _NEVER_TRUNCATED = frozenset(
     {"id", "model", "truncated", "litellm_call_id", "trace_id", "session_id", "status", "call_type", "model_group",
-     "model_id", "custom_llm_provider"}
+     "model_id", "custom_llm_provider", CLIENT_SESSION_FIELD}
 )  # fmt: skip
 
 
 _NUMBERS_KEPT = ("completionStartTime", "prompt_tokens", "completion_tokens", "total_tokens", "response_cost",
-                 "stream", "cache_hit")  # fmt: skip
+                 "stream", "cache_hit", "cost_breakdown", TOKEN_DETAILS_FIELD)  # fmt: skip
 
 
 def _encode_truncated(event: dict[str, Any], max_bytes: int, compress_threshold: int) -> EncodedMessage:
@@ -380,6 +401,16 @@ def event_from_payload(payload: Mapping[str, Any], *, source: str = "litellm-mlf
     total_tokens = _number(payload, "total_tokens", invalid, integer=True)
     if total_tokens is None and prompt_tokens is not None and completion_tokens is not None:
         total_tokens = prompt_tokens + completion_tokens
+    cost_usd = _number(payload, "response_cost", invalid)
+    cost_unknown = False
+    if status != "success":
+        # LiteLLM logs 0 tokens and 0 cost for a call it never got an answer to: that 0 means "nothing counted".
+        prompt_tokens, completion_tokens, total_tokens, cost_usd = (
+            value or None for value in (prompt_tokens, completion_tokens, total_tokens, cost_usd)
+        )
+    elif cost_usd is None or (cost_usd == 0 and _unpriced(payload)):
+        cost_usd, cost_unknown = None, True
+    details = token_details(payload)
     return LLMCallEvent(
         event_id=str(payload["id"]),
         model=str(payload["model"]),
@@ -388,7 +419,7 @@ def event_from_payload(payload: Mapping[str, Any], *, source: str = "litellm-mlf
         status=status,
         call_id=_text(payload.get("litellm_call_id")),
         litellm_trace_id=_text(payload.get("trace_id")),
-        session_id=_text(payload.get("session_id")),
+        session_id=_session_id(payload, metadata),
         call_type=_text(payload.get("call_type")),
         model_group=_text(payload.get("model_group")),
         model_id=_text(payload.get("model_id")),
@@ -399,13 +430,19 @@ def event_from_payload(payload: Mapping[str, Any], *, source: str = "litellm-mlf
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=total_tokens,
-        cost_usd=_number(payload, "response_cost", invalid),
+        cost_usd=cost_usd,
         cache_hit=None if payload.get("cache_hit") is None else bool(payload.get("cache_hit")),
+        cost_unknown=cost_unknown,
+        cache_read_tokens=details.get(CACHE_READ_TOKENS),
+        cache_creation_tokens=details.get(CACHE_CREATION_TOKENS),
+        reasoning_tokens=details.get(REASONING_TOKENS),
         user_id=_key_user(metadata) or _text(model_parameters.get("user")) or _text(payload.get("end_user")),
         end_user=_text(payload.get("end_user")) or _text(metadata.get("user_api_key_end_user_id")),
         team_id=_text(metadata.get("user_api_key_team_id")) or _text(metadata.get("team_id")),
         team_alias=_text(metadata.get("user_api_key_team_alias")) or _text(metadata.get("team_alias")),
         key_alias=_text(metadata.get("user_api_key_alias")),
+        org_id=_text(metadata.get("user_api_key_org_id")),
+        org_alias=_text(metadata.get("user_api_key_org_alias")),
         request_tags=tuple(str(tag) for tag in payload.get("request_tags") or () if tag is not None),
         messages=payload.get("messages"),
         response=payload.get("response"),
@@ -417,6 +454,83 @@ def event_from_payload(payload: Mapping[str, Any], *, source: str = "litellm-mlf
         invalid_fields=tuple(invalid),
         payload=dict(payload),
     )
+
+
+def client_session_id(litellm_params: Mapping[str, Any] | None) -> str | None:
+    """The session id the client supplied, read where LiteLLM puts it (`litellm_params` of a logging callback).
+
+    LiteLLM's proxy moves every session form it understands into `litellm_session_id`: the body field, the
+    `x-litellm-session-id` / `x-<vendor>-session-id` headers, Anthropic's `metadata.user_id` session, W3C baggage;
+    the SDK copies `metadata.session_id` there too. The payload's own `trace_id` is not used: without a session it is
+    a fresh id per call. None when the client gave none, or the proxy minted one (`missing_session_id: generate`).
+    """
+    if not isinstance(litellm_params, Mapping):
+        return None
+    metadata = litellm_params.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    if metadata.get(SESSION_ID_GENERATED_KEY):
+        return None
+    return _text(litellm_params.get("litellm_session_id")) or _text(metadata.get("session_id"))
+
+
+def _session_id(payload: Mapping[str, Any], metadata: Mapping[str, Any]) -> str | None:
+    """Our callback's `client_session_id` when it is there (None included); otherwise (LiteLLM's own `aws_sqs`
+    messages) the payload's `session_id` (LiteLLM fills it only from the client's id) or the client's metadata."""
+    if CLIENT_SESSION_FIELD in payload:
+        return _text(payload.get(CLIENT_SESSION_FIELD))
+    requester = _mapping(metadata.get("requester_metadata"))
+    return _text(payload.get("session_id")) or _text(requester.get("session_id"))
+
+
+def _unpriced(payload: Mapping[str, Any]) -> bool:
+    """A zero cost LiteLLM reports because it found no price (as opposed to a free call or a cache hit)."""
+    if payload.get("cache_hit"):
+        return False
+    if payload.get("response_cost_failure_debug_info"):
+        return True
+    if "cost_breakdown" in payload:
+        # LiteLLM writes a breakdown whenever it priced the call, even at 0; None means it could not.
+        return not payload.get("cost_breakdown")
+    # Older payloads have no breakdown: a call that used tokens and cost nothing had no price.
+    return bool(payload.get("total_tokens"))
+
+
+def token_details(payload: Mapping[str, Any]) -> dict[str, int]:
+    """Cache-read, cache-creation and reasoning token counts, from wherever this payload has them: our own
+    `token_details`, LiteLLM's usage object (metadata or hidden params), or the response's `usage`."""
+    ours = payload.get(TOKEN_DETAILS_FIELD)
+    if isinstance(ours, Mapping):
+        return {key: value for key, value in ours.items() if _is_count(value)}
+    metadata = _mapping(payload.get("metadata"))
+    response = payload.get("response")
+    for usage in (
+        metadata.get("usage_object"),
+        _mapping(payload.get("hidden_params")).get("usage_object"),
+        response.get("usage") if isinstance(response, Mapping) else None,
+    ):
+        if isinstance(usage, Mapping) and usage:
+            return _usage_details(usage)
+    return {}
+
+
+def _usage_details(usage: Mapping[str, Any]) -> dict[str, int]:
+    prompt = _mapping(usage.get("prompt_tokens_details"))
+    completion = _mapping(usage.get("completion_tokens_details"))
+    candidates = {
+        CACHE_READ_TOKENS: (usage.get(CACHE_READ_TOKENS), prompt.get("cached_tokens")),
+        CACHE_CREATION_TOKENS: (usage.get(CACHE_CREATION_TOKENS), prompt.get("cache_creation_tokens")),
+        REASONING_TOKENS: (completion.get(REASONING_TOKENS), usage.get(REASONING_TOKENS)),
+    }
+    details = {}
+    for key, values in candidates.items():
+        value = next((value for value in values if _is_count(value)), None)
+        if value is not None:
+            details[key] = int(value)
+    return details
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _key_user(metadata: Mapping[str, Any]) -> str | None:

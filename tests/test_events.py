@@ -331,3 +331,67 @@ def test_user_is_the_keys_user_else_the_requests_own():
     admin = {**base, "metadata": {"user_api_key_user_id": "default_user_id"}, "model_parameters": {"user": "alice"}}
     assert events.event_from_payload(admin).user_id == "alice"
     assert events.event_from_payload({**base, "end_user": "bob"}).user_id == "bob"
+
+
+# ---------------------------------------------------------------------------------------------- unknown is not 0
+
+
+def test_an_unpriced_success_has_no_cost_and_says_so() -> None:
+    # LiteLLM 1.106 for a model missing from its cost map: response_cost 0.0 and no cost breakdown.
+    unpriced = events.event_from_payload(standard_payload(response_cost=0.0, cost_breakdown=None))
+    assert unpriced.cost_usd is None and unpriced.cost_unknown
+    free = events.event_from_payload(standard_payload(response_cost=0.0, cost_breakdown={"total_cost": 0.0}))
+    assert free.cost_usd == 0.0 and not free.cost_unknown
+    cached = events.event_from_payload(standard_payload(response_cost=0.0, cache_hit=True))
+    assert cached.cost_usd == 0.0 and not cached.cost_unknown
+    older = events.event_from_payload(standard_payload(response_cost=0.0))  # no cost_breakdown key at all
+    assert older.cost_usd is None and older.cost_unknown
+
+
+def test_a_failure_keeps_only_the_figures_litellm_counted() -> None:
+    failed = events.event_from_payload(
+        standard_payload(status="failure", prompt_tokens=0, completion_tokens=0, total_tokens=0, response_cost=0.0)
+    )
+    assert (failed.prompt_tokens, failed.completion_tokens, failed.total_tokens, failed.cost_usd) == (None,) * 4
+    assert not failed.cost_unknown
+    counted = events.event_from_payload(standard_payload(status="failure", prompt_tokens=12, completion_tokens=0))
+    assert counted.prompt_tokens == 12 and counted.completion_tokens is None
+
+
+def test_cache_and_reasoning_tokens_survive_the_trip_without_the_usage_object() -> None:
+    usage = {"prompt_tokens": 2000, "completion_tokens": 300, "cache_read_input_tokens": 1500,
+             "cache_creation_input_tokens": 200, "prompt_tokens_details": {"cached_tokens": 1500},
+             "completion_tokens_details": {"reasoning_tokens": 120}}  # fmt: skip
+    payload = standard_payload(metadata={"usage_object": usage}, response=None)
+    document = body_document(events.encode_event(payload, log_content=False))
+    assert "usage_object" not in document["event"]["metadata"]
+    event = events.decode_body(json.dumps(document))
+    assert (event.cache_read_tokens, event.cache_creation_tokens, event.reasoning_tokens) == (1500, 200, 120)
+    # LiteLLM's own aws_sqs messages keep the usage object; OpenAI-style details alone are read too.
+    openai_style = events.event_from_payload(standard_payload(metadata={}))
+    assert (openai_style.cache_read_tokens, openai_style.reasoning_tokens) == (2, 5)
+
+
+def test_the_session_is_the_clients_never_litellms() -> None:
+    assert events.client_session_id({"litellm_session_id": "task-1", "metadata": {"session_id": "x"}}) == "task-1"
+    assert events.client_session_id({"litellm_session_id": None, "metadata": {"session_id": "chat-7"}}) == "chat-7"
+    assert events.client_session_id({"litellm_trace_id": "per-call", "metadata": {}}) is None
+    minted = {"litellm_session_id": "uuid-made-by-proxy", "metadata": {"litellm_session_id_generated": True}}
+    assert events.client_session_id(minted) is None
+    assert events.client_session_id(None) is None
+
+    generated_trace = standard_payload(trace_id="8c9b67ff-generated", session_id="")
+    assert events.event_from_payload(generated_trace).session_id is None
+    ours = events.event_from_payload(standard_payload(client_session_id="task-1", session_id="other"))
+    assert ours.session_id == "task-1"
+    said_none = events.event_from_payload(standard_payload(client_session_id=None, session_id="minted"))
+    assert said_none.session_id is None
+    from_aws_sqs = standard_payload(metadata={"requester_metadata": {"session_id": "chat-7"}})
+    assert events.event_from_payload(from_aws_sqs).session_id == "chat-7"
+
+
+def test_org_and_team_fields() -> None:
+    metadata = {"user_api_key_org_id": "org-1", "user_api_key_org_alias": "Research",
+                "user_api_key_team_id": "team-1", "user_api_key_team_alias": "Team One"}  # fmt: skip
+    event = events.event_from_payload(standard_payload(metadata=metadata))
+    assert (event.org_id, event.org_alias, event.team_id, event.team_alias) == ("org-1", "Research", "team-1", "Team One")
