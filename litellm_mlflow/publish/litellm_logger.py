@@ -143,7 +143,10 @@ class SqsEventLogger(CustomLogger):
             self._report_missing_payload(kwargs)
             return
         sender = self._sender or self._start()
-        sender.submit(dict(payload))
+        event = dict(payload)
+        # Only the callback can tell a session the client supplied from an id LiteLLM made up for the call.
+        event[events.CLIENT_SESSION_FIELD] = events.client_session_id(kwargs.get("litellm_params"))
+        sender.submit(event)
 
     def _report_missing_payload(self, kwargs: Mapping[str, Any]) -> None:
         self.missing_payload += 1
