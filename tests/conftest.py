@@ -28,6 +28,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from litellm_mlflow.local.mlflow_versions import selected_versions, server_python
 from litellm_mlflow.local.servers import MlflowServer, SqsServer
 
 # LiteLLM payload capture, Lambda SQS records and the real consumer handler, for every test directory.
@@ -60,6 +61,17 @@ def _test_environment() -> Iterator[None]:
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """One real `mlflow server` (sqlite) for the session; tests use their own experiments."""
     server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=selected_versions(), ids=lambda version: f"mlflow-{version}")
+def versioned_mlflow_server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[MlflowServer]:
+    """One real `mlflow server` per version SageMaker runs (LITELLM_MLFLOW_TEST_MLFLOW_VERSIONS picks), one at a time:
+    pytest groups the tests by version and stops each server before the next starts."""
+    version = request.param
+    server = MlflowServer(tmp_path_factory.mktemp(f"mlflow-{version}"), python=server_python(version))
     server.start()
     yield server
     server.stop()

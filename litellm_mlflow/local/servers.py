@@ -133,10 +133,20 @@ class MlflowServer:
     `stop()` then `start()` keeps the same port and data, so tests can take MLflow down mid-run.
     """
 
-    def __init__(self, workdir: Path, port: int | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        workers: int = 1,
+        python: Path | None = None,
+        backend_store_uri: str | None = None,
+    ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.workers = workers
+        # Another interpreter runs another MLflow version (see local/mlflow_versions.py); default: this one's.
+        self.python = Path(python) if python else Path(sys.executable)
+        self.backend_store_uri = backend_store_uri or f"sqlite:///{self.workdir / 'mlflow.db'}"
         self.proc: subprocess.Popen | None = None
         self.log = self.workdir / "mlflow-server.log"
 
@@ -158,11 +168,11 @@ class MlflowServer:
             raise ServerStartError(f"port {self.port} on {LOOPBACK} is already in use; pick another with --port")
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable, "-m", "mlflow", "server",
+            str(self.python), "-m", "mlflow", "server",
             "--host", LOOPBACK,
             "--port", str(self.port),
             "--workers", str(self.workers),
-            "--backend-store-uri", f"sqlite:///{self.workdir / 'mlflow.db'}",
+            "--backend-store-uri", self.backend_store_uri,
             "--artifacts-destination", str(self.workdir / "artifacts"),
         ]  # fmt: skip
         self.proc = spawn(cmd, self.log, env=offline_env())

@@ -2,32 +2,41 @@
 
 Point identity: MLflow stores a metric point once per (key, timestamp, step, value); an identical point sent again
 is ignored. So every point is a pure function of the event(s) it describes:
-- per call: timestamp = the call's end time (ms); step = timestamp * 1000 + (hash(event id) mod 1000). The step
-  orders points by time and keeps two calls that end in the same millisecond with the same value apart, and a
-  redelivered event produces exactly the points it produced before.
-- per batch (requests, error_rate, cache_hit_rate over one model's calls in the batch): timestamp = the newest end
-  time among them; step = timestamp * 1000 + (hash(sorted event ids) mod 1000). Redelivering the same batch gives the
-  same points. Only calls whose trace is already stored are counted, and the rate points travel in the model's last
-  request, so calls that fail here are not counted now and are counted once when they come back. (A call whose
-  writes all succeeded but whose SQS acknowledgement was lost is counted in a second batch's rates; its per-call
-  points and trace stay single.)
+- per call: timestamp = the call's end time (ms); step = a 31-bit hash of the event id. Two calls that end in the
+  same millisecond with the same value (error = 0.0 is common) collide about once in 2e9 pairs, and a redelivered
+  event produces exactly the points it produced before. Points are ordered by their timestamp (the UI's time axis).
+- per batch (requests, error_rate, cache_hit_rate over one model's new calls in the batch): timestamp = the newest
+  end time among them; step = a 31-bit hash of the sorted event ids. Only calls whose trace is stored by this
+  delivery are counted (a call an earlier delivery stored was counted then), and the rate points travel in the
+  model's last request, so calls that fail here are not counted now and are counted once when they come back.
+  (A call whose trace was stored but whose metrics failed is not counted in the rates when it comes back; its
+  per-call points still land.)
+
+Request size: servers before 3.10 answer a log_batch that repeats more than 100 already-stored points with HTTP
+400 "UNIQUE constraint failed" (their duplicate fallback checks 100 keys at a time and inserts after each check), so
+a redelivered batch would fail every time. On those servers each request carries at most 100 points; each request
+is then idempotent on its own.
 
 Runs: found by the tag `litellm_mlflow.model_key` (a hash of the model name, safe in filters), created when missing.
-Concurrent creators converge on the oldest run (start time, then run id); a creator that lost deletes its own run
-before writing anything to it. Found runs are cached for the life of the Lambda container.
+Concurrent creators converge on the oldest run (start time, then run id): each looks after creating and again after
+logging the params (a creator that did not see another's run the first time may still rank after it), and one that
+lost deletes its own run before any metric goes to it. Found runs are cached for the life of the Lambda container.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH
+from packaging.version import Version
 
 from litellm_mlflow.events import LLMCallEvent
 
@@ -36,20 +45,28 @@ MODEL_TAG = "model"
 RATE_METRICS = ("requests", "error_rate", "cache_hit_rate")
 DEADLINE_REASON = "not written: the invocation's time ran out before this call's metrics were sent"
 MAX_RUN_NAME = 250
+# First release whose log_batch accepts a re-sent request of any size (its duplicate fallback filters cumulatively;
+# read in the 3.5-3.10 wheels, measured on 3.0.1, 3.4.0 and 3.10.1).
+IDEMPOTENT_LOG_BATCH_MIN_VERSION = Version("3.10.0")
+OLD_SERVER_POINTS_PER_REQUEST = 100
+STEP_SPACE = 2**31
+
+
+def points_per_request(version: Version | None) -> int:
+    """How many metric points one log_batch may carry so that re-sending it is accepted by this server."""
+    if version is not None and version >= IDEMPOTENT_LOG_BATCH_MIN_VERSION:
+        return MAX_METRICS_PER_BATCH
+    return OLD_SERVER_POINTS_PER_REQUEST
 
 
 def model_key(model: str) -> str:
     return hashlib.sha256(model.encode("utf-8")).hexdigest()[:32]
 
 
-def _offset(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") % 1000
-
-
 def point_position(end_time_s: float, identity: str) -> tuple[int, int]:
-    """(timestamp ms, step) for a point: time-ordered, unique per identity, identical on redelivery."""
-    timestamp = round(end_time_s * 1000)
-    return timestamp, timestamp * 1000 + _offset(identity)
+    """(timestamp ms, step) for a point: at the call's end, distinct per identity, identical on redelivery."""
+    digest = hashlib.sha256(identity.encode("utf-8")).digest()
+    return round(end_time_s * 1000), int.from_bytes(digest[:4], "big") % STEP_SPACE
 
 
 def call_metrics(event: LLMCallEvent) -> list[Metric]:
@@ -84,10 +101,12 @@ def batch_rate_metrics(events: Sequence[LLMCallEvent]) -> list[Metric]:
     ]
 
 
-def metric_requests(events: Sequence[LLMCallEvent], limit: int = MAX_METRICS_PER_BATCH) -> list[list[Metric]]:
-    """One model's points cut into log_batch-sized requests, the batch rates in the last one."""
+def metric_requests(
+    events: Sequence[LLMCallEvent], limit: int = MAX_METRICS_PER_BATCH, counted: Sequence[LLMCallEvent] | None = None
+) -> list[list[Metric]]:
+    """One model's points cut into log_batch-sized requests, the rates over `counted` (default all) in the last."""
     points = [metric for event in events for metric in call_metrics(event)]
-    rates = batch_rate_metrics(events)
+    rates = batch_rate_metrics(events if counted is None else counted)
     chunks = [points[i : i + limit] for i in range(0, len(points), limit)] or [[]]
     if len(chunks[-1]) + len(rates) > limit:
         chunks.append([])
@@ -147,12 +166,16 @@ class ModelRuns:
         )
         mine = run.info.run_id
         winner = self._oldest(key) or mine
+        if winner == mine:
+            params = {"model": event.model, "provider": event.provider, "api_base": event.api_base}
+            params_list = [Param(k, str(v)[:6000]) for k, v in params.items() if v]
+            self.client.log_batch(mine, params=params_list, synchronous=True)
+            # A creator whose run was not yet visible to our first look sees ours and elects by the same rank; look
+            # again so we elect the same run it does (it needs a create slower than our three requests to slip by).
+            winner = self._oldest(key) or mine
         if winner != mine:
             self.client.delete_run(mine)
-            return winner
-        params = {"model": event.model, "provider": event.provider, "api_base": event.api_base}
-        self.client.log_batch(mine, params=[Param(k, str(v)[:6000]) for k, v in params.items() if v], synchronous=True)
-        return mine
+        return winner
 
     def _oldest(self, key: str) -> str | None:
         runs = self.client.search_runs(
@@ -164,47 +187,84 @@ class ModelRuns:
 
 @dataclass
 class MetricsWriter:
-    """Writes each model's points for a batch; failures are per model (all its calls in the batch)."""
+    """Writes each model's points for a batch; failures are per model (all its calls in the batch).
+
+    Requests go out `max_in_flight` at a time, in three waves so the server never sees two first writes to one run at
+    once and the rate points still travel last: each model's first request (which may create the run), then its
+    middle requests, then its last one (with the rates). A model whose request failed sends nothing more.
+    """
 
     runs: ModelRuns
+    points_per_request: int = MAX_METRICS_PER_BATCH
+    max_in_flight: int = 8
     requests_sent: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def write(self, events: Iterable[LLMCallEvent], deadline: float | None = None) -> dict[str, str]:
-        """Returns {event_id: reason} for calls whose metrics are not known stored."""
+    def write(
+        self,
+        events: Iterable[LLMCallEvent],
+        deadline: float | None = None,
+        already_stored: Collection[str] = (),
+    ) -> dict[str, str]:
+        """Returns {event_id: reason} for calls whose metrics are not known stored.
+
+        `already_stored`: event ids an earlier delivery stored; their points are re-sent (a no-op) but they are not
+        counted again in the batch rates.
+        """
         by_model: dict[str, dict[str, LLMCallEvent]] = {}
         for event in events:
             by_model.setdefault(event.model, {}).setdefault(event.event_id, event)
+        if not by_model:
+            return {}
+        if not self.runs.loaded:
+            self.runs.load()
+        plans: dict[str, list[list[Metric]]] = {}
+        for model, model_events in by_model.items():
+            calls = list(model_events.values())
+            counted = [event for event in calls if event.event_id not in already_stored]
+            plans[model] = metric_requests(calls, self.points_per_request, counted)
         failures: dict[str, str] = {}
-        models = list(by_model)
-        for index, model in enumerate(models):
-            model_events = list(by_model[model].values())
-            if deadline is not None and time.monotonic() >= deadline:
-                for pending in models[index:]:
-                    failures.update(dict.fromkeys(by_model[pending], DEADLINE_REASON))
-                break
-            try:
-                self._write_model(model_events, retry_on_rejection=True)
-            except MlflowException as exc:
-                if _is_rejection(exc):
-                    failures.update(dict.fromkeys(by_model[model], f"MLflow rejected the metrics: {_short(exc)}"))
-                    continue
-                reason = f"MLflow unavailable: {_short(exc)}"
-                for pending in models[index:]:
-                    failures.update(dict.fromkeys(by_model[pending], reason))
-                break
-        return failures
+        outage: list[str] = []  # set once: the server is unreachable, start nothing more
+        waves = [
+            [(model, chunks[0], True) for model, chunks in plans.items()],
+            [(model, chunk, False) for model, chunks in plans.items() for chunk in chunks[1:-1]],
+            [(model, chunks[-1], False) for model, chunks in plans.items() if len(chunks) > 1],
+        ]
 
-    def _write_model(self, events: list[LLMCallEvent], retry_on_rejection: bool) -> None:
-        run_id = self.runs.run_for(events[0])
+        def send(model: str, chunk: list[Metric], first: bool) -> None:
+            if model in failures:
+                return
+            if outage:
+                failures[model] = outage[0]
+            elif deadline is not None and time.monotonic() >= deadline:
+                failures[model] = DEADLINE_REASON
+            else:
+                try:
+                    self._send(by_model[model], chunk, retry_on_rejection=first)
+                except MlflowException as exc:
+                    if _is_rejection(exc):
+                        failures[model] = f"MLflow rejected the metrics: {_short(exc)}"
+                    else:
+                        outage.append(f"MLflow unavailable: {_short(exc)}")
+                        failures[model] = outage[0]
+
+        with ThreadPoolExecutor(max_workers=max(1, self.max_in_flight)) as pool:
+            for wave in waves:
+                list(pool.map(lambda task: send(*task), wave))
+        return {event_id: failures[model] for model in failures for event_id in by_model[model]}
+
+    def _send(self, model_events: dict[str, LLMCallEvent], chunk: list[Metric], retry_on_rejection: bool) -> None:
+        event = next(iter(model_events.values()))
+        run_id = self.runs.run_for(event)
+        with self._lock:
+            self.requests_sent += 1
         try:
-            for chunk in metric_requests(events):
-                self.requests_sent += 1
-                self.runs.client.log_batch(run_id, metrics=chunk, synchronous=True)
+            self.runs.client.log_batch(run_id, metrics=chunk, synchronous=True)
         except MlflowException as exc:
             if retry_on_rejection and _is_rejection(exc):
                 # e.g. the cached run was deleted by hand: find or create it again, once.
-                self.runs.forget(events[0].model)
-                self._write_model(events, retry_on_rejection=False)
+                self.runs.forget(event.model)
+                self._send(model_events, chunk, retry_on_rejection=False)
                 return
             raise
 

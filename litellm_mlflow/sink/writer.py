@@ -105,7 +105,7 @@ class MlflowSink:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        from litellm_mlflow.sink.metrics import MetricsWriter, ModelRuns
+        from litellm_mlflow.sink.metrics import MetricsWriter, ModelRuns, points_per_request
 
         # The sagemaker-mlflow plugin reads the ARN (for signing and routing) from the global tracking URI.
         mlflow.set_tracking_uri(self.settings.tracking_uri)
@@ -125,7 +125,8 @@ class MlflowSink:
         runs = ModelRuns(client, experiment_id)
         runs.load()
         self.experiment_id, self.capabilities = experiment_id, capabilities
-        self._trace_writer, self._metrics_writer = trace_writer, MetricsWriter(runs)
+        metrics_writer = MetricsWriter(runs, points_per_request=points_per_request(capabilities.version))
+        self._trace_writer, self._metrics_writer = trace_writer, metrics_writer
         logger.info("MLflow sink ready: %s, experiment %s", capabilities.describe(), experiment_id)
 
     def _sdk_writer(self):
@@ -178,9 +179,10 @@ class MlflowSink:
                 result.failed[index] = reason
 
         stored = [events[idx[0]] for trace_id, idx in indexes_by_trace.items() if trace_id not in trace_failures]
+        stored_before = {events[index].event_id for index in result.already_stored}
         metric_before = metrics_writer.requests_sent
         try:
-            metric_failures = metrics_writer.write(stored, deadline)
+            metric_failures = metrics_writer.write(stored, deadline, already_stored=stored_before)
         except Exception as exc:
             reason = f"MLflow unavailable while writing metrics: {type(exc).__name__}: {_short(exc)}"
             metric_failures = {event.event_id: reason for event in stored}

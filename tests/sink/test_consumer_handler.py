@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import SpanType
+from packaging.version import Version
 
 from litellm_mlflow.sink.metrics import MODEL_KEY_TAG, model_key
 from litellm_mlflow.sink.trace_builder import derived_ids
@@ -30,15 +32,35 @@ def _experiment_id(client: MlflowClient, name: str) -> str:
 
 
 def _traces(client: MlflowClient, experiment_id: str, events: list[dict]) -> dict[str, object]:
-    """The experiment's traces by event id (trace ids are derived from the event id), checking there are no others."""
-    traces = {trace.info.trace_id: trace for trace in client.search_traces(locations=[experiment_id], max_results=500)}
+    """The experiment's traces by event id, checking there are no others. Trace ids are derived from the event id; a
+    3.0/3.1 server makes its own, and the event id is found in the client request id or the `event_id` tag."""
+    traces = {}
+    for trace in _all_traces(client, experiment_id):
+        derived = trace.info.trace_id
+        event_id = trace.info.client_request_id or trace.info.tags.get("event_id")
+        traces[event_id if event_id and not derived.startswith("tr-") else derived] = trace
     by_event = {}
     for payload in events:
-        trace_id = f"tr-{derived_ids(experiment_id, payload['id'])[0]:032x}"
-        if trace_id in traces:
-            by_event[payload["id"]] = traces.pop(trace_id)
-    assert not traces, f"unexpected traces: {list(traces)}"
+        for key in (f"tr-{derived_ids(experiment_id, payload['id'])[0]:032x}", payload["id"]):
+            if key in traces:
+                by_event[payload["id"]] = traces.pop(key)
+    assert not traces, f"unexpected traces: {list(traces)[:5]}"
     return by_event
+
+
+def _server_version(server) -> Version:
+    with urllib.request.urlopen(f"{server.url}/version", timeout=10) as response:
+        return Version(response.read().decode().strip())
+
+
+def _all_traces(client: MlflowClient, experiment_id: str) -> list:
+    found, token = [], None
+    while True:
+        page = client.search_traces(locations=[experiment_id], max_results=500, page_token=token)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
 
 
 def _model_run(client: MlflowClient, experiment_id: str, model: str = MODEL):
@@ -53,8 +75,22 @@ def _point_counts(client: MlflowClient, run_id: str) -> dict[str, int]:
 
 
 @pytest.fixture
+def mlflow_server(versioned_mlflow_server):
+    """Every test here runs against each MLflow server version SageMaker runs (tests/conftest.py)."""
+    return versioned_mlflow_server
+
+
+@pytest.fixture
 def client(mlflow_server) -> MlflowClient:
     return MlflowClient(mlflow_server.url)
+
+
+def _copies(payload: dict, prefix: str, count: int) -> list[dict]:
+    """`count` distinct calls shaped like a real LiteLLM payload (new ids, end times a millisecond apart)."""
+    return [
+        dict(payload, id=f"{prefix}-{i}", litellm_call_id=f"{prefix}-{i}", endTime=payload["endTime"] + i / 1000)
+        for i in range(count)
+    ]
 
 
 def test_litellm_calls_land_as_traces_and_model_metrics(consumer, client, experiment_name, litellm_capture):
@@ -220,7 +256,9 @@ def test_out_of_time_fails_the_rest_cleanly(consumer, client, experiment_name, l
     assert experiment is None or len(client.search_traces(locations=[experiment.experiment_id])) == 0
 
 
-def test_sdk_fallback_path_writes_the_same_traces_once(consumer, client, experiment_name, litellm_capture, monkeypatch):
+def test_sdk_fallback_path_writes_the_same_traces_once(
+    consumer, client, experiment_name, litellm_capture, monkeypatch, mlflow_server
+):
     """The path for servers before 3.13 (forced here): one confirmed StartTrace + spans per call, deduplicated."""
     monkeypatch.setenv("LITELLM_MLFLOW_TRACE_WRITER", "sdk")
     calls = make_calls(litellm_capture)
@@ -234,9 +272,10 @@ def test_sdk_fallback_path_writes_the_same_traces_once(consumer, client, experim
     assert len(client.search_traces(locations=[experiment_id], max_results=500)) == 4
     failure = traces[calls["failure"]["id"]]
     assert failure.info.state.value == "ERROR"
-    assert failure.info.client_request_id == calls["failure"]["id"]
     success = traces[calls["success"]["id"]]
-    assert success.info.trace_id == f"tr-{derived_ids(experiment_id, calls['success']['id'])[0]:032x}"
+    if _server_version(mlflow_server) >= Version("3.2"):  # 3.0/3.1 servers make their own trace ids (v2 API)
+        assert failure.info.client_request_id == calls["failure"]["id"]
+        assert success.info.trace_id == f"tr-{derived_ids(experiment_id, calls['success']['id'])[0]:032x}"
     assert success.info.tags["team"] == "search"
     assert success.info.trace_metadata["mlflow.trace.user"] == "alice"
     assert success.data.spans[0].inputs["messages"] == calls["success"]["messages"]
@@ -273,3 +312,21 @@ def test_concurrent_containers_agree_on_one_run_per_model(mlflow_server, client,
 
     assert len(chosen) == 4 and len(set(chosen)) == 1
     assert [run.info.run_id for run in client.search_runs([experiment_id])] == chosen[:1]
+
+
+def test_mixed_redelivered_and_new_batch_stores_everything_once(consumer, client, experiment_name, litellm_capture):
+    """Old servers reject a log_batch repeating >100 stored points; redelivered and new calls together must land."""
+    calls = make_calls(litellm_capture)
+    old = _copies(calls["success"], "old", 10)
+    new = _copies(calls["failure"], "new", 200)
+    assert consumer(sqs_event([sqs_record(p) for p in old])) == {"batchItemFailures": []}
+
+    mixed = [sqs_record(p, receive_count=2) for p in old] + [sqs_record(p) for p in new]
+    assert consumer(sqs_event(mixed)) == {"batchItemFailures": []}
+    assert consumer(sqs_event([sqs_record(p, receive_count=3) for p in old + new])) == {"batchItemFailures": []}
+
+    experiment_id = _experiment_id(client, experiment_name)
+    assert set(_traces(client, experiment_id, old + new)) == {p["id"] for p in old + new}
+    run_id = _model_run(client, experiment_id).info.run_id
+    assert len(client.get_metric_history(run_id, "latency_ms")) == 210
+    assert sum(point.value for point in client.get_metric_history(run_id, "error")) == 200

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from packaging.version import Version
 
 from litellm_mlflow.events import event_from_payload
-from litellm_mlflow.sink.metrics import batch_rate_metrics, call_metrics, metric_requests, point_position
+from litellm_mlflow.sink.metrics import (
+    batch_rate_metrics,
+    call_metrics,
+    metric_requests,
+    point_position,
+    points_per_request,
+)
 
 END = 1_790_000_000.5
 
@@ -39,10 +46,11 @@ def test_call_points_are_a_pure_function_of_the_event():
 
 
 def test_two_calls_ending_in_the_same_millisecond_get_distinct_steps():
-    steps = {call_metrics(event(f"call-{i}"))[0].step for i in range(50)}
-    assert len(steps) > 45  # offsets are 0..999 per event id: collisions are rare, never systematic
+    steps = {call_metrics(event(f"call-{i}"))[0].step for i in range(2000)}
+    assert len(steps) == 2000  # 31-bit steps per event id: a collision is about 1 in 2e9 per pair
     timestamp, step = point_position(END, "call-1")
-    assert step // 1000 == timestamp  # the step still orders points by time
+    assert timestamp == round(END * 1000) and 0 <= step < 2**31
+    assert point_position(END, "call-1") == (timestamp, step)
 
 
 def test_stream_and_failure_points():
@@ -70,3 +78,19 @@ def test_requests_stay_within_log_batch_limits_with_rates_last():
     assert all(metric.key not in ("requests", "error_rate") for chunk in chunks[:-1] for metric in chunk)
     exact = metric_requests(calls[:1], limit=7)
     assert [len(chunk) for chunk in exact] == [7, 3]
+
+
+def test_old_servers_get_requests_of_at_most_100_points():
+    assert points_per_request(Version("3.0.1")) == points_per_request(Version("3.9.0")) == 100
+    assert points_per_request(None) == 100
+    assert points_per_request(Version("3.10.0")) == points_per_request(Version("3.17.2")) == 1000
+    chunks = metric_requests([event(f"e{i}") for i in range(30)], limit=100)
+    assert [len(chunk) for chunk in chunks] == [100, 100, 13]
+
+
+def test_rates_count_only_the_calls_given_as_new():
+    calls = [event("a"), event("b", status="failure"), event("c")]
+    last = metric_requests(calls, counted=calls[1:])[-1]
+    rates = {metric.key: metric.value for metric in last if metric.key in ("requests", "error_rate")}
+    assert rates == {"requests": 2.0, "error_rate": 0.5}
+    assert not any(metric.key == "requests" for metric in metric_requests(calls, counted=[])[-1])
