@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import gzip
+import hashlib
 import json
 import math
+import os
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from litellm_mlflow.redaction import REDACTED, is_secret_key, redact_text
 
 SCHEMA = "litellm-mlflow/1"
 ENCODING_ATTRIBUTE = "content-encoding"
@@ -30,11 +36,15 @@ SQS_MAX_MESSAGE_BYTES = 1_048_576
 SQS_MIN_MESSAGE_BYTES = 1_024
 DEFAULT_MAX_MESSAGE_BYTES = SQS_MAX_MESSAGE_BYTES
 DEFAULT_COMPRESS_THRESHOLD = 64 * 1024
+# The encoder replaces anything nested deeper than this with a marker; the decoder's limit is above it.
+ENCODE_MAX_DEPTH = 48
 
-REDACTED = "[REDACTED]"
 TRUNCATION_MARKER = "...[truncated by litellm-mlflow: {removed} of {total} characters removed]"
 
-REQUIRED_FIELDS = ("id", "model", "startTime", "endTime")
+REQUIRED_FIELDS = ("startTime", "endTime")
+# A call's identity: LiteLLM's own per-call id (`litellm_call_id`, the x-litellm-call-id header). The payload's `id`
+# is the provider's response id, which providers may repeat or leave empty; it is used only when no call id exists.
+IDENTITY_FIELDS = ("litellm_call_id", "id")
 # LiteLLM's user id for calls made with the proxy's master key (litellm.constants.LITELLM_PROXY_ADMIN_NAME).
 PROXY_ADMIN_USER_ID = "default_user_id"
 
@@ -52,25 +62,6 @@ CACHE_CREATION_TOKENS = "cache_creation_input_tokens"
 REASONING_TOKENS = "reasoning_tokens"
 # LiteLLM's proxy marks a session id it minted itself (`general_settings.missing_session_id: generate`).
 SESSION_ID_GENERATED_KEY = "litellm_session_id_generated"
-
-# Key names are split into words ("x-api-key", "apiKey", "user_api_key_hash" -> words) and judged by their words, so
-# "user_api_key_user_id", "prompt_tokens_details" or "cache_key" stay while "api_key", "Authorization",
-# "x-litellm-api-key" or "aws_session_token" go.
-_KEY_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_SECRET_WORDS = frozenset(
-    {"authorization", "password", "passwd", "passphrase", "secret", "cookie", "credential", "credentials",
-     "apikey", "privatekey"}
-)  # fmt: skip
-_SECRET_LAST_WORDS = frozenset({"token", "jwt"})
-_KEY_QUALIFIERS = frozenset({"api", "access", "secret", "private", "signing", "encryption", "master", "subscription"})
-_SECRET_VALUE = re.compile(
-    r"(?:\bBearer\s+[A-Za-z0-9._~+/=-]{8,}"
-    r"|\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}"
-    r"|\bAKIA[0-9A-Z]{16}\b"
-    r"|\bAIza[0-9A-Za-z_-]{30,}"
-    r"|\bxox[abprs]-[A-Za-z0-9-]{10,})"
-)
 
 
 class EventDecodeError(ValueError):
@@ -105,7 +96,8 @@ class LLMCallEvent:
     could not be read as numbers are left as None and named in `invalid_fields`. None means "not known", never 0: a
     success LiteLLM could not price has `cost_usd` None and `cost_unknown` True; a failure keeps only the token and
     cost figures LiteLLM actually counted (LiteLLM reports 0 for what it never saw). `session_id` is the session the
-    client supplied, never an id LiteLLM made up for the call.
+    client supplied, never an id LiteLLM made up for the call. `event_id` is LiteLLM's own call id; whatever had to
+    be dropped, clamped or repaired for the call to be stored is named in `repaired_fields`.
     """
 
     event_id: str
@@ -148,7 +140,9 @@ class LLMCallEvent:
     content_logged: bool = True
     source: str = "litellm-mlflow"
     invalid_fields: tuple[str, ...] = ()
+    repaired_fields: tuple[str, ...] = ()
     payload: dict[str, Any] = field(default_factory=dict, repr=False)
+    decoded_bytes: int = 0
 
     @property
     def is_error(self) -> bool:
@@ -171,54 +165,171 @@ class LLMCallEvent:
 
 def redact(value: Any) -> Any:
     """Copy `value` with secret-named keys replaced and key-looking strings (sk-..., Bearer ..., AKIA...) masked."""
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            key_text = str(key)
-            if isinstance(item, (str, bytes, Mapping, list, tuple)) and _is_secret_key(key_text):
-                out[key_text] = REDACTED
-            else:
-                out[key_text] = redact(item)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [redact(item) for item in value]
-    if isinstance(value, str):
-        return _SECRET_VALUE.sub(REDACTED, value) if _might_hold_secret(value) else value
-    return value
-
-
-def _is_secret_key(name: str) -> bool:
-    """True for names of credentials; counts, hashes, aliases and ids that merely mention a key or token are kept."""
-    words = [word for word in _KEY_WORD_SPLIT.split(_CAMEL_BOUNDARY.sub("_", name).lower()) if word]
-    if not words:
-        return False
-    if any(word in _SECRET_WORDS for word in words) or words[-1] in _SECRET_LAST_WORDS:
-        return True
-    return words[-1] == "key" and len(words) > 1 and words[-2] in _KEY_QUALIFIERS
-
-
-def _might_hold_secret(text: str) -> bool:
-    # Cheap pre-check so megabytes of prompt text are scanned by the regex only when a marker is present.
-    return "sk-" in text or "Bearer" in text or "AKIA" in text or "AIza" in text or "xox" in text
+    cleaned = _Cleaner(ENCODE_MAX_DEPTH, raise_too_deep=False).clean(value, 0)
+    if isinstance(cleaned, str):
+        return redact_text(cleaned)
+    return json.loads(redact_text(json.dumps(cleaned, ensure_ascii=False)))
 
 
 def prepare_payload(payload: Mapping[str, Any], *, log_content: bool = True) -> dict[str, Any]:
-    """What leaves the process: the payload minus what MLflow never needs, secrets redacted, content optional."""
-    trimmed = {key: value for key, value in payload.items() if key not in DROPPED_TOP_LEVEL_KEYS}
-    metadata = trimmed.get("metadata")
+    """What leaves the process: the payload minus what MLflow never needs, secret-named keys redacted, text that
+    cannot travel repaired (named in `repairs`), content optional. Values are redacted on the serialised text."""
+    cleaner = _Cleaner(ENCODE_MAX_DEPTH, raise_too_deep=False)
+    event: dict[str, Any] = {}
     details = token_details(payload)
     if details:
-        trimmed[TOKEN_DETAILS_FIELD] = details
-    if isinstance(metadata, Mapping):
-        trimmed["metadata"] = {k: v for k, v in metadata.items() if k not in DROPPED_METADATA_KEYS}
-    hidden = trimmed.get("hidden_params")
-    if isinstance(hidden, Mapping):
-        trimmed["hidden_params"] = {k: v for k, v in hidden.items() if k not in DROPPED_HIDDEN_PARAM_KEYS}
+        event[TOKEN_DETAILS_FIELD] = details
+    for key, value in payload.items():
+        if key in DROPPED_TOP_LEVEL_KEYS or (not log_content and key in CONTENT_KEYS):
+            continue
+        name = key if type(key) is str else _safe_str(key)
+        cleaner.field = name
+        if is_secret_key(name) and isinstance(value, _REDACTABLE):
+            event[name] = REDACTED
+            continue
+        if name == "metadata" and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k not in DROPPED_METADATA_KEYS}
+        elif name == "hidden_params" and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k not in DROPPED_HIDDEN_PARAM_KEYS}
+        event[name] = cleaner.clean(value, 0)
     if not log_content:
-        for key in CONTENT_KEYS:
-            trimmed.pop(key, None)
-        trimmed["content_logged"] = False
-    return redact(trimmed)
+        event["content_logged"] = False
+    if cleaner.repairs:
+        event["repairs"] = sorted(cleaner.repairs)
+    return event
+
+
+_REDACTABLE = (str, bytes, Mapping, list, tuple)
+# Text SQS refuses or UTF-8 cannot carry: lone surrogates (JavaScript clients cutting an emoji in half), U+FFFE, U+FFFF.
+_BAD_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NONCHARACTER = re.compile("[\ufffe\uffff]")
+_BIG_INT = 10**1000  # well inside Python's 4,300-digit limit on int <-> str conversion
+CYCLE_MARKER = "[circular reference removed by litellm-mlflow]"
+DEPTH_MARKER = "[nested too deep: removed by litellm-mlflow]"
+
+
+class TooDeep(ValueError):
+    """Raised by a strict `_Cleaner` (the decoder) at its nesting limit."""
+
+
+class _Cleaner:
+    """One walk over a payload: JSON-native copies, secret-named keys redacted, and everything that would stop the
+    event from being serialised or sent repaired and named (`repairs`: "<top-level field>:<what>").
+
+    Repairs: lone surrogates -> U+FFFD (valid pairs are joined), circular references and nesting beyond `max_depth`
+    -> a marker (or `TooDeep` when strict), integers beyond 1,000 digits -> a marker, other objects -> str().
+    U+FFFE / U+FFFF are kept here and escaped in the JSON text (`_escape_nonchars`), so they travel unchanged.
+    """
+
+    __slots__ = ("_active", "field", "max_depth", "raise_too_deep", "repairs")
+
+    def __init__(self, max_depth: int, *, raise_too_deep: bool) -> None:
+        self.max_depth = max_depth
+        self.raise_too_deep = raise_too_deep
+        self.repairs: set[str] = set()
+        self.field = "event"
+        self._active: set[int] = set()
+
+    def clean(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is str:
+            return value if value.isascii() or not _BAD_TEXT.search(value) else self._text(value)
+        if kind is dict:
+            return self._mapping(value, depth)
+        if kind is list or kind is tuple:
+            return self._sequence(value, depth)
+        if kind is int:
+            return value if -_BIG_INT < value < _BIG_INT else self._big_int(value)
+        if value is None or kind is float or kind is bool:
+            return value
+        if isinstance(value, str):
+            return self.clean(str.__str__(value), depth)
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return self.clean(int(value), depth)
+        if isinstance(value, float):
+            return float(value)
+        if isinstance(value, Mapping):
+            return self._mapping(value, depth)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return self._sequence(list(value), depth)
+        return self.clean(_safe_str(value), depth)
+
+    def _text(self, value: str) -> str:
+        if _SURROGATE.search(value):
+            self.repairs.add(f"{self.field}:unicode")
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        if _NONCHARACTER.search(value):
+            self.repairs.add(f"{self.field}:sqs_invalid_chars_escaped")
+        return value
+
+    def _big_int(self, value: int) -> str:
+        self.repairs.add(f"{self.field}:integer_too_large")
+        return f"[integer of about {int(value.bit_length() * 0.30103)} digits removed by litellm-mlflow]"
+
+    def _enter(self, value: Any, depth: int) -> str | None:
+        if depth >= self.max_depth:
+            if self.raise_too_deep:
+                raise TooDeep(f"field {self.field!r} is nested deeper than {self.max_depth} levels")
+            self.repairs.add(f"{self.field}:too_deep")
+            return DEPTH_MARKER
+        marker = id(value)
+        if marker in self._active:
+            self.repairs.add(f"{self.field}:cycle")
+            return CYCLE_MARKER
+        self._active.add(marker)
+        return None
+
+    def _mapping(self, value: Mapping[Any, Any], depth: int) -> Any:
+        stop = self._enter(value, depth)
+        if stop is not None:
+            return stop
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                key = _safe_str(key)
+            if not key.isascii() and _BAD_TEXT.search(key):
+                key = self._text(key)
+            if is_secret_key(key) and isinstance(item, _REDACTABLE):
+                out[key] = REDACTED
+            else:
+                out[key] = self.clean(item, depth + 1)
+        self._active.discard(id(value))
+        return out
+
+    def _sequence(self, value: list[Any] | tuple[Any, ...], depth: int) -> Any:
+        stop = self._enter(value, depth)
+        if stop is not None:
+            return stop
+        out = [self.clean(item, depth + 1) for item in value]
+        self._active.discard(id(value))
+        return out
+
+
+def _safe_str(value: Any) -> str:
+    """str(value) for keys and objects JSON has no type for; an object whose str() fails still gives a string."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}: not representable>"
+
+
+def _escape_nonchars(text: str) -> str:
+    """JSON text with U+FFFE / U+FFFF written as escapes (SQS refuses them raw; the decoded value is unchanged)."""
+    return _NONCHARACTER.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def _travel_safe(text: str) -> str:
+    """Last line of defence on the serialised text: nothing SQS refuses or UTF-8 cannot carry goes out raw."""
+    if text.isascii() or not _BAD_TEXT.search(text):
+        return text
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return _escape_nonchars(text)
 
 
 # ---------------------------------------------------------------------------------------------- encoding
@@ -249,7 +360,8 @@ def encode_event(
 
 
 def _encode(event: dict[str, Any], max_bytes: int, compress_threshold: int) -> EncodedMessage:
-    text = json.dumps({"schema": SCHEMA, "event": event}, default=str, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps({"schema": SCHEMA, "event": event}, default=_safe_str, separators=(",", ":"), ensure_ascii=False)
+    text = _travel_safe(redact_text(text))
     raw = text.encode("utf-8")
     truncated = bool(event.get("truncated"))
     attributes = {SCHEMA_ATTRIBUTE: {"DataType": "String", "StringValue": SCHEMA}}
@@ -267,8 +379,8 @@ def _attributes_size(attributes: Mapping[str, Mapping[str, str]]) -> int:
 
 # Identity fields the consumer keys on (trace ids, tags) stay whole whatever else is shortened.
 _NEVER_TRUNCATED = frozenset(
-    {"id", "model", "truncated", "litellm_call_id", "trace_id", "session_id", "status", "call_type", "model_group",
-     "model_id", "custom_llm_provider", CLIENT_SESSION_FIELD}
+    {"id", "model", "truncated", "repairs", "content_logged", "litellm_call_id", "trace_id", "session_id", "status",
+     "call_type", "model_group", "model_id", "custom_llm_provider", CLIENT_SESSION_FIELD}
 )  # fmt: skip
 
 
@@ -332,76 +444,249 @@ def _cap_strings(value: Any, cap: int) -> Any:
 
 # ---------------------------------------------------------------------------------------------- decoding
 
+MAX_DECODED_BYTES_ENV = "LITELLM_MLFLOW_MAX_DECODED_BYTES"
+MAX_NESTING_ENV = "LITELLM_MLFLOW_MAX_NESTING"
+MAX_INT_DIGITS_ENV = "LITELLM_MLFLOW_MAX_INT_DIGITS"
 
-def decode_body(body: str | bytes, attributes: Mapping[str, Any] | None = None) -> LLMCallEvent:
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Hard bounds on one message body, so a hostile record costs one failed record, never the Lambda's memory.
+
+    `max_decoded_bytes` bounds the body after gzip (a 1 MB body can inflate a thousandfold); `max_depth` the
+    nesting of the JSON; `max_int_digits` the length of an integer literal. The encoder stays well inside all three.
+    """
+
+    max_decoded_bytes: int = 8 * 1024 * 1024
+    max_depth: int = 64
+    max_int_digits: int = 100
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DecodeLimits:
+        """LITELLM_MLFLOW_MAX_DECODED_BYTES / _MAX_NESTING / _MAX_INT_DIGITS; a bad value raises ValueError."""
+        env = os.environ if environ is None else environ
+        default = cls()
+        values = {}
+        for name, attr, low, high in (
+            (MAX_DECODED_BYTES_ENV, "max_decoded_bytes", 64 * 1024, 512 * 1024 * 1024),
+            (MAX_NESTING_ENV, "max_depth", ENCODE_MAX_DEPTH + 2, 500),
+            (MAX_INT_DIGITS_ENV, "max_int_digits", 20, 4000),
+        ):
+            raw = (env.get(name) or "").strip()
+            if not raw:
+                values[attr] = getattr(default, attr)
+                continue
+            if not raw.isdigit() or not low <= int(raw) <= high:
+                raise ValueError(f"{name}={raw!r} must be a whole number between {low} and {high}")
+            values[attr] = int(raw)
+        return cls(**values)
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
+def decode_body(
+    body: str | bytes, attributes: Mapping[str, Any] | None = None, limits: DecodeLimits = DEFAULT_LIMITS
+) -> LLMCallEvent:
     """Turn one SQS message body (ours, plain or gzip, or LiteLLM's own `aws_sqs`) into an `LLMCallEvent`.
 
     `attributes` may be in SendMessage form (`StringValue`) or Lambda-event form (`stringValue`); a gzip body is
-    also recognised without them. Raises `EventDecodeError` naming what is wrong.
+    also recognised without them. Raises `EventDecodeError` naming what is wrong (never quoting the body) and nothing
+    else; values that cannot be represented are repaired and named in `repaired_fields` instead.
     """
-    document = _load_document(body, _attribute(attributes, ENCODING_ATTRIBUTE))
+    try:
+        return _decode(body, attributes, limits)
+    except EventDecodeError:
+        raise
+    except Exception as exc:  # the promise is one documented error, whatever the body holds
+        raise EventDecodeError(f"cannot read the event: {type(exc).__name__} ({_kind_of(exc)})") from exc
+
+
+def _decode(body: str | bytes, attributes: Mapping[str, Any] | None, limits: DecodeLimits) -> LLMCallEvent:
+    text, repairs = _load_text(body, _attribute(attributes, ENCODING_ATTRIBUTE), limits)
+    document = _parse(text, limits)
     if not isinstance(document, dict):
-        raise EventDecodeError(f"message body is JSON {type(document).__name__}, expected an object")
+        raise EventDecodeError(f"message body is JSON {_json_kind(document)}, expected an object")
     if "schema" in document:
         if document["schema"] != SCHEMA:
-            raise EventDecodeError(f"unsupported schema {document['schema']!r}; this consumer reads {SCHEMA!r}")
+            raise EventDecodeError(
+                f"unsupported schema ({_json_kind(document['schema'])}); this consumer reads {SCHEMA!r}"
+            )
         payload, source = document.get("event"), "litellm-mlflow"
         if not isinstance(payload, dict):
-            raise EventDecodeError("message body has no 'event' object")
+            raise EventDecodeError(f"message body has no 'event' object (it is JSON {_json_kind(payload)})")
     elif document.get("__encrypted__"):
         raise EventDecodeError("encrypted aws_sqs payload: turn off the aws_sqs callback's encryption for this queue")
     else:
         payload, source = document, "aws_sqs"
-    return event_from_payload(payload, source=source)
+    cleaner = _Cleaner(limits.max_depth - 2, raise_too_deep=True)
+    clean: dict[str, Any] = {}
+    for key, value in payload.items():
+        cleaner.field = key if key.isascii() else "non-ascii field"
+        name = cleaner.clean(key, 0)
+        clean[name] = REDACTED if is_secret_key(name) and isinstance(value, _REDACTABLE) else _walk(cleaner, value)
+    repairs.extend(cleaner.repairs)
+    event = event_from_payload(clean, source=source, repairs=repairs, fallback_identity=text)
+    return dataclasses.replace(event, decoded_bytes=len(text))
+
+
+def _walk(cleaner: _Cleaner, value: Any) -> Any:
+    try:
+        return cleaner.clean(value, 0)
+    except TooDeep as exc:
+        raise EventDecodeError(f"{exc} (limit {MAX_NESTING_ENV})") from None
 
 
 def _attribute(attributes: Mapping[str, Any] | None, name: str) -> str | None:
-    if not attributes or name not in attributes:
+    if not attributes or not isinstance(attributes, Mapping) or name not in attributes:
         return None
     attr = attributes[name]
     if isinstance(attr, Mapping):
-        return attr.get("StringValue") or attr.get("stringValue")
+        value = attr.get("StringValue") or attr.get("stringValue")
+        return value if isinstance(value, str) else None
     return str(attr)
 
 
-def _load_document(body: str | bytes, encoding: str | None) -> Any:
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="replace")
+def _load_text(body: str | bytes, encoding: str | None, limits: DecodeLimits) -> tuple[str, list[str]]:
+    """The JSON text of a body, gunzipped under the size limit, with credential-looking values redacted."""
+    repairs: list[str] = []
+    if isinstance(body, (bytes, bytearray)):
+        body = bytes(body).decode("utf-8", errors="replace")
     if not isinstance(body, str) or not body.strip():
         raise EventDecodeError("message body is empty")
+    if len(body) > limits.max_decoded_bytes:
+        raise EventDecodeError(f"message body exceeds {limits.max_decoded_bytes} bytes (limit {MAX_DECODED_BYTES_ENV})")
     text = body
     if encoding == GZIP_BASE64 or (encoding is None and body.startswith("H4sI")):
-        try:
-            text = gzip.decompress(base64.b64decode(body, validate=True)).decode("utf-8")
-        except (binascii.Error, OSError, EOFError, UnicodeDecodeError) as exc:
-            raise EventDecodeError(f"message body is marked gzip+base64 but does not decode: {exc}") from exc
+        text = _gunzip(body, limits.max_decoded_bytes)
+        if text is None:
+            repairs.append("body:invalid_utf8")
+            text = _gunzip(body, limits.max_decoded_bytes, errors="replace")
     elif encoding not in (None, ""):
         raise EventDecodeError(f"unknown content-encoding {encoding!r}")
+    if not text.isascii() and _SURROGATE.search(text):
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        repairs.append("body:unicode")
+    return redact_text(text), repairs
+
+
+def _gunzip(body: str, limit: int, errors: str = "strict") -> str | None:
+    """Streamed gunzip that stops at `limit` bytes; None if the result is not UTF-8 (and `errors` is strict)."""
     try:
-        return json.loads(text)
+        compressed = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EventDecodeError(f"message body is marked gzip+base64 but is not base64: {exc}") from None
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        raw = inflater.decompress(compressed, limit + 1)
+    except zlib.error as exc:
+        raise EventDecodeError(f"message body is marked gzip+base64 but does not decode: {exc}") from None
+    if len(raw) > limit or inflater.unconsumed_tail:
+        raise EventDecodeError(f"gzip body inflates beyond {limit} bytes (limit {MAX_DECODED_BYTES_ENV})")
+    if not inflater.eof:
+        raise EventDecodeError("message body is marked gzip+base64 but does not decode: the gzip stream is truncated")
+    try:
+        return raw.decode("utf-8", errors=errors)
+    except UnicodeDecodeError:
+        return None
+
+
+class _NumberTooLong(ValueError):
+    pass
+
+
+def _parse(text: str, limits: DecodeLimits) -> Any:
+    digits = limits.max_int_digits
+
+    def bounded_int(literal: str) -> int:
+        if len(literal) > digits + 1:
+            raise _NumberTooLong(f"an integer literal has {len(literal.lstrip('-'))} digits")
+        return int(literal)
+
+    try:
+        return json.loads(text, parse_int=bounded_int)
+    except _NumberTooLong as exc:
+        raise EventDecodeError(f"{exc}; at most {digits} allowed (limit {MAX_INT_DIGITS_ENV})") from None
+    except RecursionError:
+        raise EventDecodeError(
+            f"message body is nested deeper than {limits.max_depth} levels (limit {MAX_NESTING_ENV})"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise EventDecodeError(f"message body is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+        raise EventDecodeError(f"message body is not valid JSON: {exc.msg} at position {exc.pos}") from None
 
 
-def event_from_payload(payload: Mapping[str, Any], *, source: str = "litellm-mlflow") -> LLMCallEvent:
-    """Normalise a (possibly trimmed) StandardLoggingPayload; raises `EventDecodeError` if it is not one."""
-    missing = [key for key in REQUIRED_FIELDS if payload.get(key) in (None, "")]
-    if missing:
-        raise EventDecodeError(f"event is missing required field(s): {', '.join(missing)}")
+def _json_kind(value: Any) -> str:
+    """The JSON type of a value, for error messages that must never quote content."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _kind_of(exc: BaseException) -> str:
+    return type(exc).__doc__.strip().splitlines()[0] if type(exc).__doc__ else "unexpected"
+
+
+# A token count beyond this, or a cost beyond this many dollars, is a bug or an attack, not a call.
+MAX_TOKENS = 10**12
+MAX_COST_USD = 10**9
+# Epoch seconds up to 2286; beyond that the value is read as milliseconds, microseconds or nanoseconds.
+_MAX_EPOCH_S = 1e10
+
+
+def event_from_payload(
+    payload: Mapping[str, Any],
+    *,
+    source: str = "litellm-mlflow",
+    repairs: list[str] | tuple[str, ...] = (),
+    fallback_identity: str | None = None,
+) -> LLMCallEvent:
+    """Normalise a (possibly trimmed) StandardLoggingPayload; raises `EventDecodeError` only if no call time exists.
+
+    Anything else that cannot be represented is repaired: a missing model becomes "unknown", times in ms/us/ns are
+    scaled, out-of-range numbers are dropped (`invalid_fields`), and each repair is named in `repaired_fields`.
+    """
+    repaired = [*_encoder_repairs(payload.get("repairs")), *repairs]
     invalid: list[str] = []
-    start_time = _number(payload, "startTime", invalid)
-    end_time = _number(payload, "endTime", invalid)
-    if start_time is None or end_time is None:
-        raise EventDecodeError(f"event field(s) {', '.join(invalid)} must be epoch seconds (a number)")
-    metadata = _mapping(payload.get("metadata"))
-    model_parameters = _mapping(payload.get("model_parameters"))
-    status = str(payload.get("status") or ("failure" if payload.get("error_str") else "success"))
-    prompt_tokens = _number(payload, "prompt_tokens", invalid, integer=True)
-    completion_tokens = _number(payload, "completion_tokens", invalid, integer=True)
-    total_tokens = _number(payload, "total_tokens", invalid, integer=True)
+    start_time = _epoch_seconds(payload, "startTime", invalid, repaired)
+    end_time = _epoch_seconds(payload, "endTime", invalid, repaired)
+    if start_time is None and end_time is None:
+        missing = [key for key in REQUIRED_FIELDS if payload.get(key) in (None, "")]
+        if missing:
+            raise EventDecodeError(f"event is missing required field(s): {', '.join(missing)}")
+        raise EventDecodeError(
+            f"event fields startTime ({_json_kind(payload.get('startTime'))}) and endTime "
+            f"({_json_kind(payload.get('endTime'))}) must be epoch seconds (a number from 1970 on)"
+        )
+    if start_time is None:
+        start_time = end_time
+        repaired.append("startTime:from_endTime")
+    if end_time is None or end_time < start_time:
+        end_time = start_time
+        repaired.append("endTime:from_startTime")
+    model = _text(payload.get("model"))
+    if model is None:
+        model = "unknown"
+        repaired.append("model:missing")
+    metadata = _mapping_field(payload, "metadata", invalid)
+    model_parameters = _mapping_field(payload, "model_parameters", invalid)
+    status = _text(payload.get("status")) or ("failure" if payload.get("error_str") else "success")
+    prompt_tokens = _count(payload, "prompt_tokens", invalid, MAX_TOKENS, integer=True)
+    completion_tokens = _count(payload, "completion_tokens", invalid, MAX_TOKENS, integer=True)
+    total_tokens = _count(payload, "total_tokens", invalid, MAX_TOKENS, integer=True)
     if total_tokens is None and prompt_tokens is not None and completion_tokens is not None:
         total_tokens = prompt_tokens + completion_tokens
-    cost_usd = _number(payload, "response_cost", invalid)
+    completion_start = _epoch_seconds(payload, "completionStartTime", invalid, repaired)
+    cost_usd = _count(payload, "response_cost", invalid, MAX_COST_USD)
     cost_unknown = False
     if status != "success":
         # LiteLLM logs 0 tokens and 0 cost for a call it never got an answer to: that 0 means "nothing counted".
@@ -412,8 +697,8 @@ def event_from_payload(payload: Mapping[str, Any], *, source: str = "litellm-mlf
         cost_usd, cost_unknown = None, True
     details = token_details(payload)
     return LLMCallEvent(
-        event_id=str(payload["id"]),
-        model=str(payload["model"]),
+        event_id=_identity(payload, fallback_identity, repaired),
+        model=model,
         start_time=start_time,
         end_time=end_time,
         status=status,
@@ -425,13 +710,13 @@ def event_from_payload(payload: Mapping[str, Any], *, source: str = "litellm-mlf
         model_id=_text(payload.get("model_id")),
         provider=_text(payload.get("custom_llm_provider")),
         api_base=_text(payload.get("api_base")),
-        completion_start_time=_number(payload, "completionStartTime", invalid),
-        stream=bool(payload.get("stream")),
+        completion_start_time=completion_start,
+        stream=_flag(payload.get("stream")) is True,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=total_tokens,
         cost_usd=cost_usd,
-        cache_hit=None if payload.get("cache_hit") is None else bool(payload.get("cache_hit")),
+        cache_hit=_flag(payload.get("cache_hit")),
         cost_unknown=cost_unknown,
         cache_read_tokens=details.get(CACHE_READ_TOKENS),
         cache_creation_tokens=details.get(CACHE_CREATION_TOKENS),
@@ -443,17 +728,37 @@ def event_from_payload(payload: Mapping[str, Any], *, source: str = "litellm-mlf
         key_alias=_text(metadata.get("user_api_key_alias")),
         org_id=_text(metadata.get("user_api_key_org_id")),
         org_alias=_text(metadata.get("user_api_key_org_alias")),
-        request_tags=tuple(str(tag) for tag in payload.get("request_tags") or () if tag is not None),
+        request_tags=_tags(payload.get("request_tags"), invalid),
         messages=payload.get("messages"),
         response=payload.get("response"),
         model_parameters=model_parameters,
         error=_error(payload) if status != "success" else None,
-        truncated=bool(payload.get("truncated")),
+        truncated=payload.get("truncated") is True,
         content_logged=payload.get("content_logged", True) is not False,
         source=source,
         invalid_fields=tuple(invalid),
+        repaired_fields=tuple(dict.fromkeys(repaired)),
         payload=dict(payload),
     )
+
+
+def _identity(payload: Mapping[str, Any], fallback: str | None, repaired: list[str]) -> str:
+    """LiteLLM's call id, else the provider's id, else a hash of the body (the same on every redelivery)."""
+    for key in IDENTITY_FIELDS:
+        value = payload.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return str(value)
+    repaired.append("identity:derived")
+    if fallback is None:
+        fallback = json.dumps(payload, sort_keys=True, default=_safe_str)
+    return "sha256:" + hashlib.sha256(fallback.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def _encoder_repairs(value: Any) -> list[str]:
+    """The callback's own list of repairs, bounded (the payload is untrusted)."""
+    if not isinstance(value, list):
+        return []
+    return [item[:100] for item in value[:20] if isinstance(item, str)]
 
 
 def client_session_id(litellm_params: Mapping[str, Any] | None) -> str | None:
@@ -543,7 +848,7 @@ def _key_user(metadata: Mapping[str, Any]) -> str | None:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    text = str(value)
+    text = value if isinstance(value, str) else _safe_str(value)
     return text or None
 
 
@@ -551,27 +856,88 @@ def _mapping(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def _number(payload: Mapping[str, Any], key: str, invalid: list[str], integer: bool = False) -> Any:
-    """A number, or a numeric string converted; anything else is None and `key` is recorded as invalid."""
+def _mapping_field(payload: Mapping[str, Any], key: str, invalid: list[str]) -> dict[str, Any]:
     value = payload.get(key)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
+    if isinstance(value, Mapping):
+        return dict(value)
+    if value is not None:
         invalid.append(key)
+    return {}
+
+
+def _tags(value: Any, invalid: list[str]) -> tuple[str, ...]:
+    """`request_tags` as strings: a list of scalars (or one string); anything else is dropped and named."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, (list, tuple)):
+        tags = tuple(_text(tag) for tag in value if isinstance(tag, (str, int, float)) and not isinstance(tag, bool))
+        if len(tags) != len(value):
+            invalid.append("request_tags")
+        return tuple(tag for tag in tags if tag)
+    invalid.append("request_tags")
+    return ()
+
+
+def _flag(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "1", "yes"):
+            return True
+        if word in ("false", "0", "no", ""):
+            return False
+    return None
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None or value == "" or isinstance(value, bool):
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        invalid.append(key)
+    except (TypeError, ValueError, OverflowError):
         return None
-    if not math.isfinite(number):
+    return number if math.isfinite(number) else None
+
+
+def _count(payload: Mapping[str, Any], key: str, invalid: list[str], limit: float, integer: bool = False) -> Any:
+    """A non-negative number up to `limit` (numeric strings converted); anything else is None and named invalid."""
+    value = payload.get(key)
+    if value is None or value == "":
+        return None
+    number = _as_float(value)
+    if number is None or not 0 <= number <= limit:
         invalid.append(key)
         return None
     return int(number) if integer else number
 
 
+def _epoch_seconds(payload: Mapping[str, Any], key: str, invalid: list[str], repaired: list[str]) -> float | None:
+    """Epoch seconds from 1970 to 2286; milliseconds, microseconds and nanoseconds are scaled (and named)."""
+    value = payload.get(key)
+    if value is None or value == "":
+        return None
+    number = _as_float(value)
+    if number is None or number < 0:
+        invalid.append(key)
+        return None
+    for unit in ("", "ms", "us", "ns"):
+        if number < _MAX_EPOCH_S:
+            if unit:
+                repaired.append(f"{key}:{unit}")
+            return number
+        number /= 1000.0
+    invalid.append(key)
+    return None
+
+
 def _error(payload: Mapping[str, Any]) -> ErrorInfo:
-    info = _mapping(payload.get("error_information"))
+    info = payload.get("error_information")
+    info = info if isinstance(info, Mapping) else {}
     return ErrorInfo(
         error_class=_text(info.get("error_class")),
         error_code=_text(info.get("error_code")),

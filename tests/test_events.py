@@ -16,6 +16,7 @@ from litellm_mlflow.events import EventDecodeError
 
 RAW_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
 BEARER = f"Bearer {RAW_KEY}"
+CALL_ID = "c4d57769-ea7e-4661-8009-17a080afc4aa"
 
 
 def standard_payload(**overrides: object) -> dict:
@@ -212,7 +213,7 @@ def test_body_that_does_not_fit_even_compressed_is_truncated_with_marker_and_fla
     kept = decoded.messages[0]["content"]
     assert "[truncated by litellm-mlflow:" in kept
     assert kept.startswith(content[:1000])
-    assert (decoded.event_id, decoded.model, decoded.total_tokens) == ("chatcmpl-36b9203e", "gpt-4o-mini", 30)
+    assert (decoded.event_id, decoded.model, decoded.total_tokens) == (CALL_ID, "gpt-4o-mini", 30)
 
 
 def test_oversized_metadata_is_truncated_but_identity_fields_stay_whole() -> None:
@@ -227,7 +228,7 @@ def test_oversized_metadata_is_truncated_but_identity_fields_stay_whole() -> Non
     assert message.truncated and message.size <= 8 * 1024
     decoded = events.decode_body(message.body, message.attributes)
     assert decoded.call_id == "c4d57769-ea7e-4661-8009-17a080afc4aa"
-    assert (decoded.event_id, decoded.model, decoded.model_group) == ("chatcmpl-36b9203e", "gpt-4o-mini", "gpt-4o-mini")
+    assert (decoded.event_id, decoded.model, decoded.model_group) == (CALL_ID, "gpt-4o-mini", "gpt-4o-mini")
     assert (decoded.user_id, decoded.team_id) == ("user-1", "team-1")
     assert (decoded.total_tokens, decoded.cost_usd) == (30, 1.35e-05)
 
@@ -254,7 +255,7 @@ def test_max_bytes_outside_what_sqs_allows_is_refused(max_bytes: int) -> None:
 def test_decoded_event_carries_what_the_sink_needs() -> None:
     message = events.encode_event(standard_payload())
     event = events.decode_body(message.body, message.attributes)
-    assert event.event_id == "chatcmpl-36b9203e"
+    assert event.event_id == CALL_ID  # LiteLLM's call id, not the provider's response id
     assert event.call_id == "c4d57769-ea7e-4661-8009-17a080afc4aa"
     assert (event.model, event.provider, event.status) == ("gpt-4o-mini", "openai", "success")
     assert (event.prompt_tokens, event.completion_tokens, event.total_tokens) == (10, 20, 30)
@@ -307,12 +308,12 @@ def test_values_that_are_not_numbers_are_reported_not_guessed() -> None:
     [
         ("", None, "empty"),
         ("{not json", None, "not valid JSON"),
-        ("[1, 2]", None, "JSON list, expected an object"),
+        ("[1, 2]", None, "JSON array, expected an object"),
         ('{"schema": "litellm-mlflow/99", "event": {}}', None, "unsupported schema"),
         ('{"schema": "litellm-mlflow/1", "event": "x"}', None, "no 'event' object"),
-        ('{"model": "m", "startTime": 1, "endTime": 2}', None, "missing required field(s): id"),
-        ('{"id": "a", "model": "m", "startTime": "soon", "endTime": 2}', None, "must be epoch seconds"),
-        ("H4sInotgzip", None, "does not decode"),
+        ('{"id": "a", "model": "m"}', None, "missing required field(s): startTime, endTime"),
+        ('{"id": "a", "model": "m", "startTime": "soon", "endTime": -5}', None, "must be epoch seconds"),
+        ("H4sInotgzip", None, "marked gzip+base64 but is not base64"),
         ('{"id": 1}', {"content-encoding": {"StringValue": "zstd"}}, "unknown content-encoding 'zstd'"),
         ('{"__encrypted__": true, "payload": "x"}', None, "encrypted aws_sqs payload"),
     ],

@@ -52,6 +52,8 @@ SPAN_TYPE_BY_CALL_TYPE = {
     "aresponses": SpanType.CHAT_MODEL,
 }
 TRUNCATION_SUFFIX = "..."
+# Fields the event contract dropped, clamped or repaired so the call could be stored (searchable: tag exists).
+REPAIRED_TAG = "litellm_mlflow.repaired"
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,7 @@ def trace_tags(event: LLMCallEvent) -> dict[str, str]:
         "team_id": event.team_id,
         "key_alias": event.key_alias,
         "cache_hit": None if event.cache_hit is None else str(event.cache_hit).lower(),
+        REPAIRED_TAG: ",".join((*event.invalid_fields, *event.repaired_fields)) or None,
     }
     tags.update({key: value for key, value in fixed.items() if value not in (None, "")})
     return {

@@ -43,12 +43,13 @@ def test_ids_are_derived_from_event_and_experiment():
     first = build_trace(event_from_payload(payload()), "7")
     again = build_trace(event_from_payload(payload()), "7")
     elsewhere = build_trace(event_from_payload(payload()), "8")
-    other_event = build_trace(event_from_payload(payload(id="chatcmpl-2")), "7")
+    # Identity is LiteLLM's call id: a provider repeating its response id does not merge two calls.
+    other_event = build_trace(event_from_payload(payload(litellm_call_id="call-2")), "7")
 
     assert first.trace_id == again.trace_id and first.span.span_id == again.span.span_id
     assert first.trace_id != elsewhere.trace_id
     assert first.trace_id != other_event.trace_id
-    assert first.trace_id == f"tr-{derived_ids('7', 'chatcmpl-1')[0]:032x}"
+    assert first.trace_id == f"tr-{derived_ids('7', 'call-1')[0]:032x}"
     assert first.span.trace_id == first.trace_id
 
 
@@ -80,7 +81,7 @@ def test_tags_and_metadata():
     assert built.tags["status"] == "success"
     assert built.metadata == {"mlflow.trace.user": "alice", "mlflow.trace.session": "sess-9"}
     info = built.trace_info()
-    assert info.client_request_id == "chatcmpl-1"
+    assert info.client_request_id == "call-1"
     assert info.request_time == 1_790_000_000_250 and info.execution_duration == 1500
     assert info.tags["team"] == "search" and info.trace_metadata["mlflow.trace.session"] == "sess-9"
 

@@ -1,0 +1,152 @@
+"""Credentials out of everything we log: by key name (headers, metadata) and by value (key-looking strings).
+
+Both sides use it: the callback before a payload leaves the proxy, the consumer on what it reads (LiteLLM's own
+`aws_sqs` callback redacts nothing). Pure Python, no third-party imports.
+
+Names are split into words ("X-Functions-Key", "apiKey", "user_api_key_alias" -> words) and judged by their words:
+anything ending in a key, token, secret or password, anything about auth, cookies or credentials goes; LiteLLM's own
+identity fields (key alias, team / user / org ids, the key's hash) and counts (`prompt_tokens`, `max_tokens`) stay.
+Values are scanned on the serialised text (one pass, with a cheap marker check first), so a secret inside any string,
+even inside a JSON document inside a string, is found.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+REDACTED = "[REDACTED]"
+
+_KEY_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SECRET_WORDS = frozenset(
+    {"authorization", "authentication", "auth", "authtoken", "authkey", "password", "passwd", "pwd", "passphrase",
+     "secret", "secrets", "cookie", "cookies", "credential", "credentials", "apikey", "privatekey", "accesskey",
+     "secretkey", "signature", "bearer", "jwt", "sessiontoken", "accesstoken", "idtoken", "refreshtoken"}
+)  # fmt: skip
+# Words that end a secret's name ("x-functions-key", "openai_key", "access_token").
+_SECRET_LAST_WORDS = frozenset({"key", "token", "jwt", "pat"})
+# A key named after one of these is an identifier, not a credential ("cache_key", "public_key", "model_key").
+_NOT_SECRET_KEY_QUALIFIERS = frozenset(
+    {"cache", "model", "idempotency", "partition", "sort", "routing", "primary", "foreign", "public", "dedup",
+     "deployment", "group", "map", "object", "row", "lookup", "hash", "s3", "file", "config"}
+)  # fmt: skip
+# "user_api_key_alias", "aws_access_key_id": a word after "key" naming what is kept about the key.
+_ID_WORDS = frozenset(
+    {"alias", "id", "ids", "name", "hash", "type", "spend", "budget", "max", "team", "user", "org", "end", "request",
+     "project", "models", "metadata", "count", "expires", "created", "last", "rpm", "tpm", "reset", "tags", "prefix"}
+)  # fmt: skip
+_AUTH_WORDS_NOT_SECRET = frozenset({"author", "authors", "authored", "authority", "authorship"})
+# LiteLLM's non-secret identity fields, kept whatever the rules above would say.
+ALLOWED_KEYS = frozenset(
+    {"user_api_key_alias", "user_api_key_team_id", "user_api_key_user_id", "user_api_key_org_id",
+     "user_api_key_team_alias", "user_api_key_end_user_id", "user_api_key_user_email", "user_api_key_hash",
+     "user_api_key_request_route", "user_api_key_spend", "user_api_key_max_budget", "user_api_key_project_id",
+     "key_alias", "team_id", "user_id", "cache_key", "litellm_call_id", "used_client_oauth_token"}
+)  # fmt: skip
+
+_KEY_CACHE: dict[str, bool] = {}
+_KEY_CACHE_MAX = 8192
+
+
+def is_secret_key(name: str) -> bool:
+    """True for names of credentials in any casing and position; ids, aliases, hashes and counts are kept."""
+    known = _KEY_CACHE.get(name)
+    if known is None:
+        known = _judge_key(name)
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[name] = known
+    return known
+
+
+def _judge_key(name: str) -> bool:
+    words = [word for word in _KEY_WORD_SPLIT.split(_CAMEL_BOUNDARY.sub("_", name).lower()) if word]
+    if not words or "_".join(words) in ALLOWED_KEYS:
+        return False
+    for index, word in enumerate(words):
+        if word in _SECRET_WORDS:
+            return True
+        if word.startswith("auth") and word not in _AUTH_WORDS_NOT_SECRET:
+            return True
+        if "secret" in word or "password" in word:
+            return True
+        is_last = index == len(words) - 1
+        if word in _SECRET_LAST_WORDS or (word.endswith(("key", "token")) and len(word) > 5):
+            previous = words[index - 1] if index else ""
+            if previous in _NOT_SECRET_KEY_QUALIFIERS:
+                continue
+            if is_last or words[index + 1] not in _ID_WORDS:
+                return True
+    return False
+
+
+# Values. Each alternative is anchored to the start of a word; inside serialised JSON a "\n" or "\t" escape right
+# before the secret counts as a word boundary too.
+_START = r"(?:(?<![A-Za-z0-9_])|(?<=\\[nrtbf]))"
+_SECRET_VALUE = re.compile(
+    _START + r"(?:"
+    r"(?P<scheme>(?i:bearer|basic))\s+(?P<credential>[A-Za-z0-9._~+/=-]{8,})"
+    r"|sk-(?:ant-|proj-|or-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}"
+    r"|(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[0-9A-Z]{16}(?![0-9A-Za-z])"
+    r"|AIza[0-9A-Za-z_-]{30,}"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
+    r"|xox[abposre]-[A-Za-z0-9-]{10,}"
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
+    r")"
+)
+_AWS_SECRET = re.compile(r"(?:(?<![A-Za-z0-9/+=_])|(?<=\\[nrtbf]))[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+# Lower-case markers, one of which every value above contains (checked with `in` before any regex runs).
+_MARKERS = ("sk-", "akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "abia", "acca", "aiza", "ghp_",
+            "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "eyj", "bearer", "basic")  # fmt: skip
+# An AWS secret key has no marker: it is looked for only where the text talks about AWS or secrets.
+_AWS_SECRET_CONTEXT = ("aws", "secret", "akia", "asia")
+
+
+def redact_text(text: str) -> str:
+    """`text` with every credential-looking value replaced by REDACTED (the scheme of `Bearer x` is kept).
+
+    The regexes run only when a lower-case marker is in the text (`in` checks cost microseconds; the regexes cost
+    a hundred times that), so ordinary prompts pay for one `lower()` and a few scans.
+    """
+    lowered = text.lower()
+    if any(marker in lowered for marker in _MARKERS):
+        text = _SECRET_VALUE.sub(_replace, text)
+    if any(word in lowered for word in _AWS_SECRET_CONTEXT):
+        text = _AWS_SECRET.sub(_replace_aws_secret, text)
+    return text
+
+
+def _replace(match: re.Match[str]) -> str:
+    scheme = match.group("scheme")
+    if scheme is not None:
+        credential = match.group("credential")
+        if not _looks_like_credential(scheme.lower(), credential):
+            return match.group(0)
+        return f"{scheme} {REDACTED}"
+    return REDACTED
+
+
+def _replace_aws_secret(match: re.Match[str]) -> str:
+    return REDACTED if _looks_like_aws_secret(match.group(0)) else match.group(0)
+
+
+def _looks_like_credential(scheme: str, credential: str) -> bool:
+    """`Bearer <x>` / `Basic <x>` in prose ("basic understanding") is not a credential; keys and tokens are."""
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(credential + "=" * (-len(credential) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return b":" in decoded
+    return len(credential) >= 20 or any(not ch.isalpha() for ch in credential)
+
+
+def _looks_like_aws_secret(candidate: str) -> bool:
+    """40 base64 characters with upper, lower case and a digit (hex hashes and words have not all three)."""
+    return (
+        any(ch.isupper() for ch in candidate)
+        and any(ch.islower() for ch in candidate)
+        and any(ch.isdigit() for ch in candidate)
+    )
