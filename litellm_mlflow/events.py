@@ -205,6 +205,7 @@ _BAD_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NONCHARACTER = re.compile("[\ufffe\uffff]")
 _BIG_INT = 10**1000  # well inside Python's 4,300-digit limit on int <-> str conversion
+_INT64 = 2**63  # what MLflow and OTLP can carry as an integer
 CYCLE_MARKER = "[circular reference removed by litellm-mlflow]"
 DEPTH_MARKER = "[nested too deep: removed by litellm-mlflow]"
 
@@ -222,11 +223,12 @@ class _Cleaner:
     U+FFFE / U+FFFF are kept here and escaped in the JSON text (`_escape_nonchars`), so they travel unchanged.
     """
 
-    __slots__ = ("_active", "field", "max_depth", "raise_too_deep", "repairs")
+    __slots__ = ("_active", "field", "int_bound", "max_depth", "raise_too_deep", "repairs")
 
-    def __init__(self, max_depth: int, *, raise_too_deep: bool) -> None:
+    def __init__(self, max_depth: int, *, raise_too_deep: bool, int_bound: int = _BIG_INT) -> None:
         self.max_depth = max_depth
         self.raise_too_deep = raise_too_deep
+        self.int_bound = int_bound
         self.repairs: set[str] = set()
         self.field = "event"
         self._active: set[int] = set()
@@ -240,7 +242,7 @@ class _Cleaner:
         if kind is list or kind is tuple:
             return self._sequence(value, depth)
         if kind is int:
-            return value if -_BIG_INT < value < _BIG_INT else self._big_int(value)
+            return value if -self.int_bound < value < self.int_bound else self._big_int(value)
         if value is None or kind is float or kind is bool:
             return value
         if isinstance(value, str):
@@ -265,8 +267,11 @@ class _Cleaner:
             self.repairs.add(f"{self.field}:sqs_invalid_chars_escaped")
         return value
 
-    def _big_int(self, value: int) -> str:
+    def _big_int(self, value: int) -> float | str:
+        """Beyond `int_bound`: a float where one can hold it (JSON has one number type), else a marker."""
         self.repairs.add(f"{self.field}:integer_too_large")
+        if value.bit_length() < 1000:
+            return float(value)
         return f"[integer of about {int(value.bit_length() * 0.30103)} digits removed by litellm-mlflow]"
 
     def _enter(self, value: Any, depth: int) -> str | None:
@@ -519,7 +524,7 @@ def _decode(body: str | bytes, attributes: Mapping[str, Any] | None, limits: Dec
         raise EventDecodeError("encrypted aws_sqs payload: turn off the aws_sqs callback's encryption for this queue")
     else:
         payload, source = document, "aws_sqs"
-    cleaner = _Cleaner(limits.max_depth - 2, raise_too_deep=True)
+    cleaner = _Cleaner(limits.max_depth - 2, raise_too_deep=True, int_bound=_INT64)
     clean: dict[str, Any] = {}
     for key, value in payload.items():
         cleaner.field = key if key.isascii() else "non-ascii field"

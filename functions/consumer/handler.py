@@ -2,8 +2,10 @@
 
 Thin on purpose: decode each record (a bad one fails alone, logged with its message id and the reason, never its
 body), hand the good events to the sink in one bulk write, and answer with the records to retry
-(`batchItemFailures`, for an event source mapping with ReportBatchItemFailures). The sink is built once per
-container, on first use, from MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_NAME.
+(`batchItemFailures`, for an event source mapping with ReportBatchItemFailures). A record that can never be stored
+(it does not decode, or no trace can be built from it) goes to the DLQ at once with its reason when
+LITELLM_MLFLOW_DLQ_URL is set, and is acknowledged only once the DLQ holds it. The sink is built once per container,
+on first use, from MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_NAME.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from litellm_mlflow.events import EventDecodeError, LLMCallEvent, decode_body
+from litellm_mlflow.events import DecodeLimits, EventDecodeError, LLMCallEvent, decode_body
 from litellm_mlflow.sink import MlflowSink
+from litellm_mlflow.sink.dead_letter import DeadLetters, Rejected
 from litellm_mlflow.sink.usage_emf import publish_usage
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "litellm-mlflow-consumer")
@@ -27,6 +30,9 @@ metrics = Metrics()
 
 # Stop starting MLflow requests this long before Lambda's own timeout, so the response still goes out.
 SAFETY_MARGIN_MS = int(os.environ.get("LITELLM_MLFLOW_SAFETY_MARGIN_MS", "3000"))
+# Decoded event text held at once per invocation; records beyond it wait for another batch (SQS redelivers them).
+BATCH_DECODED_BUDGET = int(os.environ.get("LITELLM_MLFLOW_BATCH_DECODED_BYTES", str(256 * 1024 * 1024)))
+LIMITS = DecodeLimits.from_env()
 
 _sink: MlflowSink | None = None
 
@@ -44,30 +50,45 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
     records = event.get("Records") or []
     deadline = time.monotonic() + max(0, context.get_remaining_time_in_millis() - SAFETY_MARGIN_MS) / 1000
     failed_ids: list[str] = []
-    decoded: list[tuple[str, LLMCallEvent]] = []
+    rejected: list[Rejected] = []
+    decoded: list[tuple[dict[str, Any], LLMCallEvent]] = []
+    held = 0
     for record in records:
-        message_id = record.get("messageId", "?")
+        if held > BATCH_DECODED_BUDGET:
+            failed_ids.append(record.get("messageId", "?"))
+            continue
         try:
-            decoded.append((message_id, decode_body(record.get("body") or "", record.get("messageAttributes"))))
+            event_ = decode_body(record.get("body") or "", record.get("messageAttributes"), LIMITS)
         except EventDecodeError as exc:
-            failed_ids.append(message_id)
-            logger.warning("undecodable record", extra={"message_id": message_id, "reason": str(exc)})
+            rejected.append(Rejected(record, f"undecodable: {exc}"))
+            continue
+        except Exception as exc:  # decode_body promises EventDecodeError only; a slip still fails one record
+            rejected.append(Rejected(record, f"undecodable: {type(exc).__name__}"))
+            continue
+        held += event_.decoded_bytes
+        decoded.append((record, event_))
 
-    result = get_sink().write([event for _, event in decoded], deadline)
-    publish_usage([event for _, event in decoded], result)  # per model group / team, stored calls only
+    result = get_sink().write([event_ for _, event_ in decoded], deadline)
+    _publish_usage([event_ for _, event_ in decoded], result)
     for index, reason in sorted(result.failed.items()):
-        message_id = decoded[index][0]
-        failed_ids.append(message_id)
+        record, event_ = decoded[index]
+        if index in result.permanent:
+            rejected.append(Rejected(record, reason))
+            continue
+        failed_ids.append(record.get("messageId", "?"))
         logger.warning(
             "record not stored; SQS will redeliver it",
-            extra={"message_id": message_id, "event_id": decoded[index][1].event_id, "reason": reason},
+            extra={"message_id": record.get("messageId", "?"), "event_id": event_.event_id, "reason": reason},
         )
+    dead_lettered = _dead_letter(rejected)
+    failed_ids.extend(item.message_id for item in rejected if item.message_id not in dead_lettered)
 
-    written = len(records) - len(failed_ids)
+    written = len(records) - len(failed_ids) - len(dead_lettered)
     oldest_age = _oldest_age_seconds(records)
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(records))
     metrics.add_metric(name="EventsWritten", unit=MetricUnit.Count, value=written)
     metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=len(failed_ids))
+    metrics.add_metric(name="EventsDeadLettered", unit=MetricUnit.Count, value=len(dead_lettered))
     if oldest_age is not None:
         metrics.add_metric(name="OldestEventAgeSeconds", unit=MetricUnit.Seconds, value=oldest_age)
     logger.info(
@@ -76,13 +97,32 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
             "batch_size": len(records),
             "written": written,
             "failed": len(failed_ids),
-            "undecodable": len(records) - len(decoded),
+            "rejected": len(rejected),
+            "dead_lettered": len(dead_lettered),
             "trace_requests": result.trace_requests,
             "metric_requests": result.metric_requests,
             "oldest_event_age_s": oldest_age,
         },
     )
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_ids]}
+
+
+def _publish_usage(events: list[LLMCallEvent], result: Any) -> None:
+    """Usage metrics are a by-product: whatever goes wrong there never fails a stored record."""
+    try:
+        publish_usage(events, result)  # per model group / team, stored calls only
+    except Exception as exc:
+        logger.warning("usage metrics not published", extra={"reason": type(exc).__name__})
+
+
+def _dead_letter(rejected: list[Rejected]) -> set[str]:
+    """Send records that can never be stored to the DLQ; the ids it now holds (none if no DLQ is configured)."""
+    if not rejected:
+        return set()
+    for item in rejected:
+        logger.warning("record can never be stored", extra={"message_id": item.message_id, "reason": item.reason})
+    dead_letters = DeadLetters.from_env()
+    return dead_letters.send(rejected) if dead_letters is not None else set()
 
 
 def _oldest_age_seconds(records: list[dict[str, Any]]) -> float | None:

@@ -44,6 +44,7 @@ class WriteResult:
     total: int
     failed: dict[int, str] = field(default_factory=dict)
     already_stored: set[int] = field(default_factory=set)  # stored by an earlier delivery (SDK trace path only)
+    permanent: set[int] = field(default_factory=set)  # failed for what they hold: retrying cannot help (to the DLQ)
     trace_requests: int = 0
     metric_requests: int = 0
 
@@ -159,6 +160,7 @@ class MlflowSink:
                 trace = build_trace(event, self.experiment_id)
             except Exception as exc:
                 result.failed[index] = f"cannot build a trace from the event: {type(exc).__name__}: {_short(exc)}"
+                result.permanent.add(index)
                 continue
             traces.setdefault(trace.trace_id, trace)
             indexes_by_trace.setdefault(trace.trace_id, []).append(index)

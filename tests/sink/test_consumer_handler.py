@@ -41,7 +41,8 @@ def _traces(client: MlflowClient, experiment_id: str, events: list[dict]) -> dic
         traces[event_id if event_id and not derived.startswith("tr-") else derived] = trace
     by_event = {}
     for payload in events:
-        for key in (f"tr-{derived_ids(experiment_id, payload['id'])[0]:032x}", payload["id"]):
+        identity = payload.get("litellm_call_id") or payload["id"]  # LiteLLM's call id, not the provider's id
+        for key in (f"tr-{derived_ids(experiment_id, identity)[0]:032x}", identity):
             if key in traces:
                 by_event[payload["id"]] = traces.pop(key)
     assert not traces, f"unexpected traces: {list(traces)[:5]}"
@@ -208,18 +209,20 @@ def test_poison_records_fail_alone(consumer, client, experiment_name, litellm_ca
     good = [sqs_record(payload) for payload in calls.values()]
     not_json = sqs_record(body="this is not an event")
     missing_fields = sqs_record(body=json.dumps({"schema": "litellm-mlflow/1", "event": {"id": "x"}}))
-    # Decodes fine but cannot be sent as OTLP (an integer beyond int64 inside the messages).
-    unencodable = dict(calls["success"], id="unencodable-1", litellm_call_id="unencodable-1")
-    unencodable["messages"] = [{"role": "user", "content": "hi", "n": 10**30}]
-    bad = [not_json, missing_fields, sqs_record(unencodable)]
+    # An integer beyond int64 inside the messages (OTLP cannot carry it): stored as a float, the trace says so.
+    huge = dict(calls["success"], id="huge-1", litellm_call_id="huge-1")
+    huge["messages"] = [{"role": "user", "content": "hi", "n": 10**30}]
+    bad = [not_json, missing_fields]
 
-    response = consumer(sqs_event([good[0], *bad[:2], *good[1:], bad[2]]))
+    response = consumer(sqs_event([good[0], *bad, *good[1:], sqs_record(huge)]))
 
     assert failed_ids(response) == {record["messageId"] for record in bad}
     experiment_id = _experiment_id(client, experiment_name)
-    assert set(_traces(client, experiment_id, list(calls.values()))) == {p["id"] for p in calls.values()}
+    traces = _traces(client, experiment_id, [*calls.values(), huge])
+    assert set(traces) == {p["id"] for p in calls.values()} | {"huge-1"}
+    assert traces["huge-1"].info.tags["litellm_mlflow.repaired"] == "messages:integer_too_large"
     run_id = _model_run(client, experiment_id).info.run_id
-    assert len(client.get_metric_history(run_id, "latency_ms")) == 4
+    assert len(client.get_metric_history(run_id, "latency_ms")) == 5
 
 
 def test_mlflow_down_fails_every_record_and_redelivery_lands_them(
@@ -274,8 +277,9 @@ def test_sdk_fallback_path_writes_the_same_traces_once(
     assert failure.info.state.value == "ERROR"
     success = traces[calls["success"]["id"]]
     if _server_version(mlflow_server) >= Version("3.2"):  # 3.0/3.1 servers make their own trace ids (v2 API)
-        assert failure.info.client_request_id == calls["failure"]["id"]
-        assert success.info.trace_id == f"tr-{derived_ids(experiment_id, calls['success']['id'])[0]:032x}"
+        assert failure.info.client_request_id == calls["failure"]["litellm_call_id"]
+        identity = calls["success"]["litellm_call_id"]
+        assert success.info.trace_id == f"tr-{derived_ids(experiment_id, identity)[0]:032x}"
     assert success.info.tags["team"] == "search"
     assert success.info.trace_metadata["mlflow.trace.user"] == "alice"
     assert success.data.spans[0].inputs["messages"] == calls["success"]["messages"]
