@@ -103,6 +103,7 @@ def build_functions(
     settings: StackSettings,
     layer: lambda_.ILayerVersion,
     queue: sqs.IQueue,
+    dead_letter_queue: sqs.IQueue,
     mlflow_arn: str,
 ) -> Functions:
     consumer = _python_function(
@@ -121,7 +122,14 @@ def build_functions(
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             # No internet catalog lookups from Lambda: a priced write would otherwise stall on a timeout.
             "MLFLOW_MODEL_CATALOG_URI": "",
+            # Records that can never be stored go straight here, with their reason (litellm_mlflow.sink.dead_letter).
+            "LITELLM_MLFLOW_DLQ_URL": dead_letter_queue.queue_url,
         },
+    )
+    # SendMessage alone (it also authorizes SendMessageBatch), on that one queue: the DLQ is SQS-managed encrypted,
+    # so no KMS grant is needed.
+    consumer.add_to_role_policy(
+        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letter_queue.queue_arn])
     )
     consumer.add_event_source(
         event_sources.SqsEventSource(

@@ -31,7 +31,7 @@ LAYER_DIR = REPO_ROOT / "layers"
 REQUIREMENTS = LAYER_DIR / "requirements.txt"
 LIBRARY_DIR = REPO_ROOT / "litellm_mlflow"
 # What the consumer and presign Lambdas import from the library (tests/infra/test_layer.py checks the closure).
-LAYER_MODULES = ("__init__.py", "events.py", "mlflow_target.py", "usage_metrics.py", "sink", "presign")
+LAYER_MODULES = ("__init__.py", "events.py", "redaction.py", "mlflow_target.py", "usage_metrics.py", "sink", "presign")
 LAMBDA_PLATFORM = "manylinux2014_aarch64"
 # Bump when the bundling steps change, so CDK rebuilds the asset instead of reusing a stale one.
 BUNDLER_VERSION = "2"

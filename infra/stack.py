@@ -44,7 +44,12 @@ class LitellmMlflowStack(Stack):
             description="litellm_mlflow + mlflow-skinny + sagemaker-mlflow + aws-lambda-powertools (pinned)",
         )
         self.functions = build_functions(
-            self, settings=settings, layer=self.layer, queue=self.ingest.queue, mlflow_arn=self.mlflow.arn
+            self,
+            settings=settings,
+            layer=self.layer,
+            queue=self.ingest.queue,
+            dead_letter_queue=self.ingest.dead_letter_queue,
+            mlflow_arn=self.mlflow.arn,
         )
         self.mlflow.grant_logging(self.functions.consumer.role)
         self.mlflow.grant_presign(self.functions.presign.role)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk.assertions import Match
 
 from infra.layer_bundling import layer_source_hash
+from litellm_mlflow.sink.dead_letter import DLQ_URL_ENV
 from tests.infra.conftest import Synth, get_att
 
 MIB = 1024 * 1024
@@ -59,10 +60,24 @@ def test_consumer_function(app_mode: Synth) -> None:
                     "POWERTOOLS_SERVICE_NAME": "litellm-mlflow-consumer",
                     "POWERTOOLS_METRICS_NAMESPACE": "LitellmMlflow",
                     "MLFLOW_MODEL_CATALOG_URI": "",
+                    DLQ_URL_ENV: {"Ref": app_mode.logical_id(stack.ingest.dead_letter_queue)},
                 }
             },
         },
     )
+
+
+def test_consumer_may_send_to_the_dead_letter_queue_and_nowhere_else(app_mode: Synth) -> None:
+    stack = app_mode.stack
+    statements = app_mode.role_statements(stack.functions.consumer.role)
+    sends = [s for s in statements if "sqs:SendMessage" in s["Action"]]
+    assert sends == [
+        {
+            "Action": ["sqs:SendMessage"],
+            "Effect": "Allow",
+            "Resource": get_att(app_mode.logical_id(stack.ingest.dead_letter_queue)),
+        }
+    ]
 
 
 def test_presign_function_and_its_iam_function_url(app_mode: Synth) -> None:
