@@ -35,7 +35,8 @@ _NOT_SECRET_KEY_QUALIFIERS = frozenset(
 # "user_api_key_alias", "aws_access_key_id": a word after "key" naming what is kept about the key.
 _ID_WORDS = frozenset(
     {"alias", "id", "ids", "name", "hash", "type", "spend", "budget", "max", "team", "user", "org", "end", "request",
-     "project", "models", "metadata", "count", "expires", "created", "last", "rpm", "tpm", "reset", "tags", "prefix"}
+     "project", "models", "metadata", "count", "counts", "expires", "created", "last", "rpm", "tpm", "reset", "tags",
+     "prefix", "details", "usage", "limit", "limits", "cost", "info"}
 )  # fmt: skip
 _AUTH_WORDS_NOT_SECRET = frozenset({"author", "authors", "authored", "authority", "authorship"})
 # LiteLLM's non-secret identity fields, kept whatever the rules above would say.
