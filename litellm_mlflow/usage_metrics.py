@@ -43,9 +43,10 @@ SERVICE = "service"
 CONSUMER_SERVICE = "litellm-mlflow-consumer"
 EVENTS_WRITTEN = "EventsWritten"
 EVENTS_FAILED = "EventsFailed"
+EVENTS_DEAD_LETTERED = "EventsDeadLettered"  # records that can never be stored, sent to the DLQ with their reason
 BATCH_SIZE = "BatchSize"
 OLDEST_EVENT_AGE = "OldestEventAgeSeconds"
-PIPELINE_METRICS = (BATCH_SIZE, EVENTS_WRITTEN, EVENTS_FAILED, OLDEST_EVENT_AGE)
+PIPELINE_METRICS = (BATCH_SIZE, EVENTS_WRITTEN, EVENTS_FAILED, EVENTS_DEAD_LETTERED, OLDEST_EVENT_AGE)
 
 # CloudWatch's price for a standard-resolution custom metric (first 10,000 metrics, us-east-1), USD per month.
 PRICE_PER_METRIC_MONTH = 0.30

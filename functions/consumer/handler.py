@@ -21,6 +21,7 @@ from litellm_mlflow.events import DecodeLimits, EventDecodeError, LLMCallEvent, 
 from litellm_mlflow.sink import MlflowSink
 from litellm_mlflow.sink.dead_letter import DeadLetters, Rejected
 from litellm_mlflow.sink.usage_emf import publish_usage
+from litellm_mlflow.usage_metrics import EVENTS_DEAD_LETTERED
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "litellm-mlflow-consumer")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LitellmMlflow")  # the namespace the CDK alarms use
@@ -88,7 +89,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(records))
     metrics.add_metric(name="EventsWritten", unit=MetricUnit.Count, value=written)
     metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=len(failed_ids))
-    metrics.add_metric(name="EventsDeadLettered", unit=MetricUnit.Count, value=len(dead_lettered))
+    metrics.add_metric(name=EVENTS_DEAD_LETTERED, unit=MetricUnit.Count, value=len(dead_lettered))
     if oldest_age is not None:
         metrics.add_metric(name="OldestEventAgeSeconds", unit=MetricUnit.Seconds, value=oldest_age)
     logger.info(

@@ -24,7 +24,7 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from litellm_mlflow import events
-from litellm_mlflow.publish import proxy_shutdown
+from litellm_mlflow.publish import logging_switches, proxy_shutdown
 from litellm_mlflow.publish.exit_hooks import exit_flush_timeout, litellm_logging_worker
 from litellm_mlflow.publish.sender import DEFAULT_MAX_IN_FLIGHT, SqsBatchSender
 from litellm_mlflow.publish.sender_stats import LOG_EVERY_S
@@ -137,7 +137,8 @@ class SqsEventLogger(CustomLogger):
         self._publish(kwargs)
 
     def _publish(self, kwargs: Mapping[str, Any]) -> None:
-        """The only work on the caller's thread: a shallow copy (LiteLLM may reuse the dict) and an append."""
+        """The only work on the caller's thread: a shallow copy (LiteLLM may reuse the dict), LiteLLM's privacy
+        switches (a few lookups) and an append."""
         payload = kwargs.get("standard_logging_object")
         if not isinstance(payload, Mapping):
             self._report_missing_payload(kwargs)
@@ -146,7 +147,7 @@ class SqsEventLogger(CustomLogger):
         event = dict(payload)
         # Only the callback can tell a session the client supplied from an id LiteLLM made up for the call.
         event[events.CLIENT_SESSION_FIELD] = events.client_session_id(kwargs.get("litellm_params"))
-        sender.submit(event)
+        sender.submit(logging_switches.apply(event, kwargs, self))
 
     def _report_missing_payload(self, kwargs: Mapping[str, Any]) -> None:
         self.missing_payload += 1
