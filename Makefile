@@ -48,7 +48,7 @@ test: $(STAMP) $(STAMP313)
 
 ## The consumer/presign/event tests on Python 3.13 (the Lambda runtime), against the pinned MLflow server only.
 test-lambda313: $(STAMP313)
-	LITELLM_MLFLOW_TEST_MLFLOW_VERSIONS=3.17.2 $(VENV313)/bin/python -m pytest -p no:cacheprovider $(LAMBDA_TESTS) $(PYTEST313_ARGS)
+	LITELLM_MLFLOW_TEST_MLFLOW_VERSIONS=pinned $(VENV313)/bin/python -m pytest -p no:cacheprovider $(LAMBDA_TESTS) $(PYTEST313_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

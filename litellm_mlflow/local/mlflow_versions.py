@@ -41,7 +41,7 @@ def selected_versions(environ: dict[str, str] | None = None) -> tuple[str, ...]:
     """The versions named by LITELLM_MLFLOW_TEST_MLFLOW_VERSIONS (comma list; `pinned` = this interpreter's), or all."""
     raw = ((environ if environ is not None else os.environ).get(VERSIONS_ENV) or "").strip()
     if not raw:
-        return (pinned_version(),)  # until every version passes the consumer tests; then all_versions()
+        return all_versions()
     chosen = [pinned_version() if item.strip() == PINNED_ALIAS else item.strip() for item in raw.split(",")]
     for item in chosen:
         Version(item)  # a typo fails loudly, not as a pip resolution error later

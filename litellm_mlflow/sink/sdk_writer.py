@@ -1,76 +1,86 @@
-"""Traces -> MLflow through the tracking client, one confirmed trace at a time: the path for servers before 3.13.
+"""Traces -> MLflow through the tracking client, each trace confirmed, many in flight: servers before 3.13.
 
 Does what MLflow's own V3 exporter does, but synchronously and with every error surfaced instead of logged and
 dropped: spans through `log_spans` (servers 3.4+) or as the trace's span artifact (older servers), and the
 TraceInfo (tags, metadata, client request id = event id) through StartTrace. On 3.0/3.1 servers the client itself
-falls back to the v2 calls, which make their own trace ids, so redelivery is made safe by looking the event up by
-its `event_id` tag before writing it.
+falls back to the v2 calls, which make their own trace ids, so redelivery is made safe by the batch's stored-trace
+look-up (stored_traces.py, by the `event_id` tag) before anything is written.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mlflow.entities import TraceData
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracing.client import TracingClient
-from mlflow.tracing.constant import SpansLocation, TraceTagKey
+from mlflow.tracing.constant import SpanAttributeKey, SpansLocation, TraceMetadataKey, TraceTagKey
 
 from litellm_mlflow.sink.otlp_writer import DEADLINE_REASON
+from litellm_mlflow.sink.stored_traces import EVENT_ID_TAG
 from litellm_mlflow.sink.trace_builder import BuiltTrace
-
-EVENT_ID_TAG = "event_id"
 
 
 @dataclass
 class SdkTraceWriter:
+    """Up to `max_in_flight` traces at once: a Lambda spends nearly all of this path waiting on the network."""
+
     client: TracingClient
     log_spans_supported: bool
-    already_stored: set[str] = field(default_factory=set)  # trace ids the last write found already stored
+    max_in_flight: int = 16
+    requests_sent: int = 0  # as this writer calls them (the client makes more on 3.0/3.1 servers)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def write(self, traces: Sequence[BuiltTrace], deadline: float | None = None) -> dict[str, str]:
+        """Write every trace (none already stored: see stored_traces.py); {trace_id: reason} for those not stored."""
         failures: dict[str, str] = {}
-        self.already_stored = set()
-        for index, trace in enumerate(traces):
+        outage: list[str] = []  # set once: the server is unreachable, start nothing more
+
+        def write_one(trace: BuiltTrace) -> None:
+            if outage:
+                failures[trace.trace_id] = outage[0]
+                return
             if deadline is not None and time.monotonic() >= deadline:
-                failures.update({pending.trace_id: DEADLINE_REASON for pending in traces[index:]})
-                break
+                failures[trace.trace_id] = DEADLINE_REASON
+                return
             try:
-                if self._already_stored(trace):
-                    self.already_stored.add(trace.trace_id)
-                else:
-                    self._write_one(trace)
+                self._write_one(trace)
             except Exception as exc:
                 if _is_rejection(exc):
                     failures[trace.trace_id] = f"MLflow rejected the trace: {_short(exc)}"
-                    continue
-                reason = f"MLflow unavailable: {_short(exc)}"
-                failures.update({pending.trace_id: reason for pending in traces[index:]})
-                break
-        return failures
+                else:
+                    outage.append(f"MLflow unavailable: {_short(exc)}")
+                    failures[trace.trace_id] = outage[0]
 
-    def _already_stored(self, trace: BuiltTrace) -> bool:
-        if "'" in trace.event_id or "\\" in trace.event_id:
-            return False
-        found = self.client.search_traces(
-            locations=[trace.experiment_id],
-            filter_string=f"tag.{EVENT_ID_TAG} = '{trace.event_id}'",
-            max_results=1,
-            include_spans=False,
-        )
-        return len(found) > 0
+        with ThreadPoolExecutor(max_workers=max(1, self.max_in_flight)) as pool:
+            list(pool.map(write_one, traces))
+        return failures
 
     def _write_one(self, trace: BuiltTrace) -> None:
         if self.log_spans_supported:
+            self._count()
             self.client.log_spans(trace.experiment_id, [trace.span])
         info = trace.trace_info()
-        # What `_already_stored` looks for, also on 3.0/3.1 servers that make their own trace ids.
+        # What the stored-trace look-up matches on 3.0/3.1 servers, which make their own trace ids.
         info.tags[EVENT_ID_TAG] = trace.event_id
+        usage = trace.span.get_attribute(SpanAttributeKey.CHAT_USAGE)
+        if usage and TraceMetadataKey.TOKEN_USAGE not in info.trace_metadata:
+            # Newer servers derive it from the spans; the 3.0/3.1 v2 API keeps only what the client sends.
+            info.trace_metadata[TraceMetadataKey.TOKEN_USAGE] = json.dumps(usage)
+        self._count()
         info = self.client.start_trace(info)
         if info.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value:
+            self._count()
             self.client._upload_trace_data(info, TraceData(spans=[trace.span]))
+
+    def _count(self) -> None:
+        with self._lock:
+            self.requests_sent += 1
 
 
 def _is_rejection(exc: Exception) -> bool:

@@ -19,8 +19,12 @@ from litellm_mlflow.sink.transport import Transport
 
 # First release whose /v1/traces handler restores `mlflow.traceTag.*` (checked in the 3.12.0 and 3.13.0 wheels).
 OTLP_FULL_MIN_VERSION = Version("3.13")
-# First release with a span-logging endpoint; older servers keep spans as an artifact next to the trace.
-LOG_SPANS_MIN_VERSION = Version("3.4")
+# First release whose StartTrace marks spans logged through the span endpoint as stored in the tracking store (read
+# in the 3.5 and 3.6 wheels). 3.4/3.5 have the endpoint but still read a trace's spans from its artifact, so there the
+# artifact is the one span write; older servers keep spans only as the artifact.
+LOG_SPANS_MIN_VERSION = Version("3.6")
+# First release with StartTraceV3 (client-chosen trace ids).
+V3_TRACES_MIN_VERSION = Version("3.2")
 
 
 class TraceWriteMode(StrEnum):
@@ -32,6 +36,11 @@ class TraceWriteMode(StrEnum):
 class ServerCapabilities:
     version: Version | None
     mode: TraceWriteMode
+
+    @property
+    def server_makes_trace_ids(self) -> bool:
+        """3.0/3.1 answer StartTraceV3 with 404; the client's v2 fallback gets ids made by the server."""
+        return self.version is None or self.version < V3_TRACES_MIN_VERSION
 
     @property
     def supports_log_spans(self) -> bool:

@@ -43,7 +43,7 @@ class WriteResult:
 
     total: int
     failed: dict[int, str] = field(default_factory=dict)
-    already_stored: set[int] = field(default_factory=set)  # stored by an earlier delivery (SDK trace path only)
+    already_stored: set[int] = field(default_factory=set)  # stored by an earlier delivery (found on every path)
     permanent: set[int] = field(default_factory=set)  # failed for what they hold: retrying cannot help (to the DLQ)
     trace_requests: int = 0
     metric_requests: int = 0
@@ -60,6 +60,7 @@ class SinkSettings:
     trace_mode: TraceWriteMode | None = None
     safety_margin_s: float = 2.0
     max_traces_per_request: int = 200
+    max_in_flight: int = 16  # requests in flight on the per-trace and metrics paths (LITELLM_MLFLOW_SINK_MAX_IN_FLIGHT)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> SinkSettings:
@@ -74,10 +75,14 @@ class SinkSettings:
         mode = (env.get("LITELLM_MLFLOW_TRACE_WRITER") or "auto").strip().lower()
         if mode not in ("auto", *TraceWriteMode):
             raise SinkConfigError(f"LITELLM_MLFLOW_TRACE_WRITER must be auto, otlp or sdk, not {mode!r}")
+        in_flight = (env.get("LITELLM_MLFLOW_SINK_MAX_IN_FLIGHT") or "16").strip()
+        if not in_flight.isdigit() or int(in_flight) < 1:
+            raise SinkConfigError(f"LITELLM_MLFLOW_SINK_MAX_IN_FLIGHT must be a whole number >= 1, not {in_flight!r}")
         return cls(
             tracking_uri=uri,
             experiment_name=(env.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT_NAME).strip(),
             trace_mode=None if mode == "auto" else TraceWriteMode(mode),
+            max_in_flight=int(in_flight),
         )
 
 
@@ -90,6 +95,7 @@ class MlflowSink:
         self.capabilities: ServerCapabilities | None = None
         self._trace_writer = None
         self._metrics_writer = None
+        self._stored_lookup = None
 
     @classmethod
     def from_env(cls) -> MlflowSink:
@@ -104,9 +110,11 @@ class MlflowSink:
         if self._metrics_writer is not None:
             return
         import mlflow
+        from mlflow.tracing.client import TracingClient
         from mlflow.tracking import MlflowClient
 
         from litellm_mlflow.sink.metrics import MetricsWriter, ModelRuns, points_per_request
+        from litellm_mlflow.sink.stored_traces import StoredTraceLookup
 
         # The sagemaker-mlflow plugin reads the ARN (for signing and routing) from the global tracking URI.
         mlflow.set_tracking_uri(self.settings.tracking_uri)
@@ -126,7 +134,14 @@ class MlflowSink:
         runs = ModelRuns(client, experiment_id)
         runs.load()
         self.experiment_id, self.capabilities = experiment_id, capabilities
-        metrics_writer = MetricsWriter(runs, points_per_request=points_per_request(capabilities.version))
+        metrics_writer = MetricsWriter(
+            runs,
+            points_per_request=points_per_request(capabilities.version),
+            max_in_flight=self.settings.max_in_flight,
+        )
+        self._stored_lookup = StoredTraceLookup(
+            TracingClient(self.settings.tracking_uri), server_makes_trace_ids=capabilities.server_makes_trace_ids
+        )
         self._trace_writer, self._metrics_writer = trace_writer, metrics_writer
         logger.info("MLflow sink ready: %s, experiment %s", capabilities.describe(), experiment_id)
 
@@ -136,7 +151,7 @@ class MlflowSink:
         from litellm_mlflow.sink.sdk_writer import SdkTraceWriter
 
         log_spans = self.capabilities is not None and self.capabilities.supports_log_spans
-        return SdkTraceWriter(TracingClient(self.settings.tracking_uri), log_spans)
+        return SdkTraceWriter(TracingClient(self.settings.tracking_uri), log_spans, self.settings.max_in_flight)
 
     # ------------------------------------------------------------------------------------------ writing
 
@@ -165,16 +180,24 @@ class MlflowSink:
             traces.setdefault(trace.trace_id, trace)
             indexes_by_trace.setdefault(trace.trace_id, []).append(index)
 
-        trace_writer, metrics_writer = self._trace_writer, self._metrics_writer
-        sent_before = getattr(trace_writer, "requests_sent", 0)
+        trace_writer, metrics_writer, lookup = self._trace_writer, self._metrics_writer, self._stored_lookup
+        sent_before = trace_writer.requests_sent + lookup.requests_sent
         try:
-            trace_failures = trace_writer.write(list(traces.values()), deadline)
-        except OtlpEndpointMissing as exc:
-            logger.warning("%s; switching this container to the SDK trace path", exc)
-            self._trace_writer = self._sdk_writer()
-            trace_failures = self._trace_writer.write(list(traces.values()), deadline)
-        result.trace_requests = getattr(trace_writer, "requests_sent", 0) - sent_before
-        for trace_id in getattr(self._trace_writer, "already_stored", ()):
+            already_stored = lookup.stored(list(traces.values()))
+        except Exception as exc:  # unreachable mid-batch: nothing is known stored, SQS redelivers all of it
+            reason = f"MLflow unavailable while looking up stored traces: {type(exc).__name__}: {_short(exc)}"
+            trace_failures = dict.fromkeys(traces, reason)
+            already_stored = set()
+        else:
+            to_write = [trace for trace_id, trace in traces.items() if trace_id not in already_stored]
+            try:
+                trace_failures = trace_writer.write(to_write, deadline)
+            except OtlpEndpointMissing as exc:
+                logger.warning("%s; switching this container to the SDK trace path", exc)
+                self._trace_writer = self._sdk_writer()
+                trace_failures = self._trace_writer.write(to_write, deadline)
+        result.trace_requests = trace_writer.requests_sent + lookup.requests_sent - sent_before
+        for trace_id in already_stored:
             result.already_stored.update(indexes_by_trace[trace_id])
         for trace_id, reason in trace_failures.items():
             for index in indexes_by_trace[trace_id]:

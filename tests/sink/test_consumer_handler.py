@@ -161,6 +161,17 @@ def test_litellm_calls_land_as_traces_and_model_metrics(consumer, client, experi
     tool_call = tool_span.outputs["choices"][0]["message"]["tool_calls"][0]
     assert tool_call["function"] == {"name": "get_weather", "arguments": '{"city": "Tokyo"}'}
 
+    searches = {  # the same answers on every server version
+        f"tag.model = '{MODEL}'": 4,
+        "tag.status = 'failure'": 1,
+        "tag.user_id = 'alice'": 1,
+        "tag.team = 'search'": 1,
+        "trace.status = 'ERROR'": 1,
+    }
+    for filter_string, expected in searches.items():
+        found = client.search_traces(locations=[experiment_id], filter_string=filter_string, include_spans=False)
+        assert len(found) == expected, filter_string
+
     run = _model_run(client, experiment_id)
     assert run.info.run_name == MODEL
     assert run.data.params["model"] == MODEL and run.data.params["provider"] == "openai"
@@ -204,7 +215,7 @@ def test_redelivered_batch_leaves_traces_and_metric_points_unchanged(
     assert len(client.search_runs([experiment_id])) == 1
 
 
-def test_poison_records_fail_alone(consumer, client, experiment_name, litellm_capture):
+def test_poison_records_fail_alone(consumer, client, experiment_name, litellm_capture, mlflow_server):
     calls = make_calls(litellm_capture)
     good = [sqs_record(payload) for payload in calls.values()]
     not_json = sqs_record(body="this is not an event")
@@ -334,3 +345,4 @@ def test_mixed_redelivered_and_new_batch_stores_everything_once(consumer, client
     run_id = _model_run(client, experiment_id).info.run_id
     assert len(client.get_metric_history(run_id, "latency_ms")) == 210
     assert sum(point.value for point in client.get_metric_history(run_id, "error")) == 200
+    assert sum(point.value for point in client.get_metric_history(run_id, "requests")) == 210  # each call once

@@ -1,0 +1,263 @@
+"""The consumer's sink on every MLflow version SageMaker runs, behind a 30 ms network: today's path vs the new one.
+
+For each server version (3.0.1, 3.4.0, 3.10.1 and the pinned one, each a real `mlflow server` from its cached venv,
+sqlite, 127.0.0.1) a latency-injecting HTTP proxy on 127.0.0.1 adds `--latency-ms` (30: the SageMaker endpoint
+seen from a Lambda in the same region) to every request and counts them. Each path runs in its own process against
+the proxy: `ours` is this tree's `litellm_mlflow`, `baseline` the tree of `--baseline-ref` (the sink before
+issue 11), extracted from git. Per path and version: a warm-up batch (experiment, server version, model runs), then
+a batch of `--events` new events timed, then the same batch again (a redelivery) with its failures counted.
+Events are clones of a real LiteLLM payload (three models). The baseline writes one trace at a time, so its batch
+is `--baseline-events` long and its time for 1,000 events is extrapolated from its rate (said so in the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+os.environ.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_MODEL_CATALOG_URI": "", "NO_PROXY": "127.0.0.1"})
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
+COMMAND = "python -m bench.bench_versions"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BASELINE_REF = "9e9fca4"  # main before issue 11's write-path changes
+MODELS = ("gpt-4o-mini", "claude-3-5-haiku", "bedrock/amazon.nova-lite")
+# The editable install's import hook would win over PYTHONPATH: drop it so the tree under test is what imports.
+WORKER_PRELUDE = (
+    "import sys; sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith('__editable__')]; "
+)
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+class LatencyProxy:
+    """HTTP/1.1 reverse proxy on 127.0.0.1: sleeps `latency_s` per request, forwards it, counts it."""
+
+    def __init__(self, upstream_port: int, latency_s: float) -> None:
+        self.upstream_port, self.latency_s = upstream_port, latency_s
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                return
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                with proxy._lock:
+                    proxy.requests += 1
+                time.sleep(proxy.latency_s)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                status, reason, reply_headers, data = proxy._upstream(self.command, self.path, body, headers)
+                self.send_response(status, reason)
+                for key, value in reply_headers:
+                    if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _upstream(self, method: str, path: str, body: bytes | None, headers: dict[str, str]):
+        for attempt in range(2):
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = self._local.connection = http.client.HTTPConnection("127.0.0.1", self.upstream_port, 120)
+            try:
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.reason, response.getheaders(), response.read()
+            except (http.client.HTTPException, OSError):
+                connection.close()
+                self._local.connection = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def take(self) -> int:
+        with self._lock:
+            count, self.requests = self.requests, 0
+        return count
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def baseline_tree(ref: str, into: Path) -> Path:
+    """The `litellm_mlflow` package as it was at `ref`, importable from the returned directory."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", ref, "litellm_mlflow"], capture_output=True, check=True
+    ).stdout
+    into.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def payloads(template: dict, count: int, start: float) -> list[dict]:
+    out = []
+    for i in range(count):
+        payload = copy.deepcopy(template)
+        event_id = f"bench-{uuid.uuid4().hex}"
+        begin = start + i * 0.003
+        payload.update(
+            id=event_id,
+            litellm_call_id=event_id,
+            model=MODELS[i % len(MODELS)],
+            startTime=begin,
+            endTime=begin + 0.4 + (i % 7) * 0.05,
+            completionStartTime=begin + 0.4,
+            status="failure" if i % 20 == 0 else "success",
+        )
+        out.append(payload)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- worker (subprocess)
+
+
+def worker(spec_path: str) -> None:
+    """Runs in a process whose `litellm_mlflow` is the path under test; prints one JSON line."""
+    import logging
+
+    logging.disable(logging.WARNING)
+    spec = json.loads(Path(spec_path).read_text())
+    from litellm_mlflow.events import event_from_payload
+    from litellm_mlflow.sink.writer import MlflowSink, SinkSettings
+
+    sink = MlflowSink(SinkSettings(tracking_uri=spec["url"], experiment_name=spec["experiment"]))
+    warm = [event_from_payload(p) for p in spec["warmup"]]
+    batch = [event_from_payload(p) for p in spec["batch"]]
+    result = sink.write(warm)
+    import litellm_mlflow
+
+    print(json.dumps({"phase": "warm", "failed": len(result.failed), "tree": litellm_mlflow.__file__}), flush=True)
+    input()  # the parent resets its request count
+    started = time.perf_counter()
+    result = sink.write(batch)
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"phase": "batch", "seconds": elapsed, "failed": len(result.failed)}), flush=True)
+    input()
+    again = sink.write(batch)
+    print(json.dumps({"phase": "redelivery", "failed": len(again.failed)}), flush=True)
+
+
+def run_path(name: str, pythonpath: Path, url: str, proxy: LatencyProxy, template: dict, events: int) -> dict:
+    spec = {
+        "url": url,
+        "experiment": f"bench-{name}-{uuid.uuid4().hex[:8]}",
+        "warmup": payloads(template, 6, time.time() - 3600),
+        "batch": payloads(template, events, time.time() - 600),
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(spec, handle)
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"{WORKER_PRELUDE}import bench.bench_versions as b; b.worker({handle.name!r})"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(pythonpath),
+    )  # fmt: skip
+    try:
+        lines = {}
+        for phase in ("warm", "batch", "redelivery"):
+            line = json.loads(proc.stdout.readline())
+            lines[phase] = line
+            if phase == "warm":
+                proc.stdin.write("\n")
+                proc.stdin.flush()
+                proxy.take()
+            elif phase == "batch":
+                lines["requests"] = proxy.take()
+                proc.stdin.write("\n")
+                proc.stdin.flush()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.unlink(handle.name)
+    seconds = lines["batch"]["seconds"]
+    assert lines["warm"]["tree"].startswith(str(pythonpath)), lines["warm"]["tree"]
+    return {
+        "events_per_s": events / seconds,
+        "requests_per_event": lines["requests"] / events,
+        "seconds_per_1000": seconds * 1000 / events,
+        "failed": lines["batch"]["failed"],
+        "redelivery_failed": lines["redelivery"]["failed"],
+        "events": events,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.bench_consumer import template_payload
+    from bench.common import write_result
+    from litellm_mlflow.local.mlflow_versions import all_versions, server_python
+    from litellm_mlflow.local.servers import MlflowServer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", default=",".join(all_versions()))
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--baseline-events", type=int, default=200)
+    parser.add_argument("--latency-ms", type=float, default=30.0)
+    parser.add_argument("--baseline-ref", default=BASELINE_REF)
+    args = parser.parse_args(argv)
+
+    template = template_payload()
+    rows, figures = [], {}
+    with tempfile.TemporaryDirectory(prefix="bench-versions-") as workdir:
+        old_tree = baseline_tree(args.baseline_ref, Path(workdir) / "baseline")
+        (old_tree / "bench").symlink_to(REPO_ROOT / "bench")
+        for version in args.versions.split(","):
+            server = MlflowServer(Path(workdir) / version, python=server_python(version))
+            with server:
+                proxy = LatencyProxy(server.port, args.latency_ms / 1000)
+                try:
+                    ours = run_path("ours", REPO_ROOT, proxy.url, proxy, template, args.events)
+                    base = run_path("baseline", old_tree, proxy.url, proxy, template, args.baseline_events)
+                finally:
+                    proxy.close()
+            figures[version] = {"ours": ours, "baseline": base}
+            print(f"{version}: ours {ours}\n{' ' * len(version)}  baseline {base}", flush=True)
+            extrapolated = "" if args.baseline_events >= 1000 else f"; baseline batch {args.baseline_events}, scaled"
+            rows += [
+                {"metric": f"MLflow {version}: events/s per consumer", "ours": round(ours["events_per_s"], 1),
+                 "baseline": round(base["events_per_s"], 1), "unit": "events/s"},
+                {"metric": f"MLflow {version}: HTTP requests per event", "ours": round(ours["requests_per_event"], 2),
+                 "baseline": round(base["requests_per_event"], 2), "unit": "requests"},
+                {"metric": f"MLflow {version}: time for 1,000 events", "ours": round(ours["seconds_per_1000"], 1),
+                 "baseline": round(base["seconds_per_1000"], 1), "unit": "s", "target": "<= 30 s",
+                 "note": f"ours batch {args.events}{extrapolated}"},
+                {"metric": f"MLflow {version}: failed records on redelivery", "ours": ours["redelivery_failed"],
+                 "baseline": base["redelivery_failed"], "unit": "records", "target": "0"},
+            ]  # fmt: skip
+    write_result(
+        "versions",
+        f"Consumer sink per MLflow server version behind a {args.latency_ms:g} ms proxy (sqlite), single run",
+        COMMAND,
+        rows,
+        runs=1,
+        extra={"figures": figures, "latency_ms": args.latency_ms, "baseline_ref": args.baseline_ref},
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

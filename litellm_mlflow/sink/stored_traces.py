@@ -1,0 +1,98 @@
+"""Which traces of a batch an earlier delivery already stored: a few searches per batch, not one per trace.
+
+Needed on every path: redelivered traces are not written again (on 3.0/3.1 servers, which make their own trace ids,
+writing again would make a second trace), and the metrics and usage counters count a call once. No server before
+3.6 can filter on a list of ids, so the look-up searches the batch's time window (`trace.timestamp_ms`, every 3.x
+server) and matches what it finds by trace id, `event_id` tag or client request id. Calls far apart in time (an old
+redelivered one among new ones) get their own window. A window holding more traces than `max_pages` pages is not
+read to the end: what was not found is looked up one by one where writing it again would duplicate it (3.0/3.1),
+and written again elsewhere (the write is idempotent there; only the rate counters may count it twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from litellm_mlflow.sink.trace_builder import BuiltTrace
+
+EVENT_ID_TAG = "event_id"
+WINDOW_GAP_MS = 5 * 60 * 1000
+PAGE_SIZE = 500
+
+
+@dataclass
+class StoredTraceLookup:
+    client: object  # mlflow TracingClient or MlflowClient: anything with search_traces
+    server_makes_trace_ids: bool = False  # 3.0/3.1: the v2 API assigns ids, the event id is only in a tag
+    max_pages: int = 10
+    requests_sent: int = 0
+
+    def stored(self, traces: Sequence[BuiltTrace]) -> set[str]:
+        """Trace ids (ours, derived from the event) of the traces already on the server."""
+        if not traces:
+            return set()
+        by_trace_id = {trace.trace_id: trace for trace in traces}
+        by_event_id = {trace.event_id: trace.trace_id for trace in traces}
+        found: set[str] = set()
+        complete = True
+        for low, high in _windows(sorted(_request_time_ms(trace) for trace in traces)):
+            complete &= self._search_window(low, high, by_trace_id, by_event_id, found)
+        if not complete and self.server_makes_trace_ids:
+            for trace in traces:
+                if trace.trace_id not in found and self._one_is_stored(trace):
+                    found.add(trace.trace_id)
+        return found
+
+    def _search_window(self, low: int, high: int, by_trace_id, by_event_id, found: set[str]) -> bool:
+        token = None
+        for _ in range(self.max_pages):
+            self.requests_sent += 1
+            page = self.client.search_traces(
+                locations=[next(iter(by_trace_id.values())).experiment_id],
+                filter_string=f"trace.timestamp_ms >= {low} AND trace.timestamp_ms <= {high}",
+                max_results=PAGE_SIZE,
+                page_token=token,
+                include_spans=False,
+            )
+            for trace in page:
+                info = trace.info
+                if info.trace_id in by_trace_id:
+                    found.add(info.trace_id)
+                    continue
+                event_id = info.tags.get(EVENT_ID_TAG) or getattr(info, "client_request_id", None)
+                if event_id in by_event_id:
+                    found.add(by_event_id[event_id])
+            token = page.token
+            if not token:
+                return True
+        return False
+
+    def _one_is_stored(self, trace: BuiltTrace) -> bool:
+        if "'" in trace.event_id or "\\" in trace.event_id:
+            return False
+        self.requests_sent += 1
+        page = self.client.search_traces(
+            locations=[trace.experiment_id],
+            filter_string=f"tag.{EVENT_ID_TAG} = '{trace.event_id}'",
+            max_results=1,
+            include_spans=False,
+        )
+        return len(page) > 0
+
+
+def _request_time_ms(trace: BuiltTrace) -> int:
+    return trace.span.start_time_ns // 1_000_000
+
+
+def _windows(times_ms: list[int]) -> list[tuple[int, int]]:
+    """Sorted start times cut where two neighbours are more than WINDOW_GAP_MS apart."""
+    windows: list[tuple[int, int]] = []
+    low = high = times_ms[0]
+    for value in times_ms[1:]:
+        if value - high > WINDOW_GAP_MS:
+            windows.append((low, high))
+            low = value
+        high = value
+    windows.append((low, high))
+    return windows
