@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.common import RESULTS_DIR
 
 OUTPUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-ORDER = ["callback", "publisher", "proxy", "consumer", "e2e", "soak", "layer"]
+ORDER = ["callback", "publisher", "proxy", "consumer", "versions", "e2e", "soak", "layer"]
 
 # us-east-1 list prices, checked 2026-11 (AWS pricing pages): what the cost model assumes.
 PRICES = {
@@ -21,7 +21,7 @@ PRICES = {
     "lambda_per_million_requests": 0.20,
 }
 CONSUMER_MEMORY_GB = 1.0
-LAMBDA_BATCH_SIZE = 1000
+LAMBDA_BATCH_SIZE = 500  # infra/settings.py batch_size
 
 
 def load_results(directory: Path = RESULTS_DIR) -> list[dict]:

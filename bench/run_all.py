@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench.bench_publisher",
     "bench.bench_proxy",
     "bench.bench_consumer",
+    "bench.bench_versions",
     "bench.bench_e2e",
     "bench.bench_layer",
     "bench.bench_usage_metrics",

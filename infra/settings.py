@@ -37,7 +37,7 @@ class StackSettings:
     experiment_name: str = "litellm-monitoring"
     consumer_timeout_seconds: int = 120
     consumer_memory_mb: int = 1024
-    batch_size: int = 1000
+    batch_size: int = 500  # a full batch within the timeout on the slowest supported MLflow at 30 ms (BENCHMARKS.md)
     batching_window_seconds: int = 5
     max_concurrency: int = 5
     max_receive_count: int = 5

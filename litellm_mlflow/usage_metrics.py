@@ -4,8 +4,9 @@ consumer that emits them (sink/usage_emf.py), the CDK dashboard and alarms that 
 Pure Python, no third-party imports: the Lambda, the CDK app and the demo all load it.
 
 What is counted: only calls the sink reports as stored, once per event id. A redelivered event the sink found
-already stored (`WriteResult.already_stored`, known on the SDK trace path) is not counted again; on the OTLP path
-the server does not say, so an event stored, then redelivered because its acknowledgement was lost, is counted twice.
+already stored (`WriteResult.already_stored`, from the sink's stored-trace look-up on every trace path) is not
+counted again. Only when a batch's time window holds too many traces to read (sink/stored_traces.py) on a server
+that makes no duplicates anyway may an event stored earlier be counted twice.
 """
 
 from __future__ import annotations
