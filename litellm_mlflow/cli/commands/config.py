@@ -1,5 +1,6 @@
 """`litellm-mlflow config`: the litellm config lines for the deployed stack (from its outputs) or the local stack;
-with --write PATH, merged into an existing litellm config (the workshop's update-config), the old file kept as .bak."""
+with --write PATH, merged into an existing litellm config (the workshop's update-config); the original is kept as
+.bak (never overwritten; later versions as .bak.<time>)."""
 
 from __future__ import annotations
 
