@@ -83,25 +83,29 @@ def _judge_key(name: str) -> bool:
     return False
 
 
-# Values. Each alternative is anchored to the start of a word; inside serialised JSON a "\n" or "\t" escape right
-# before the secret counts as a word boundary too.
+# Values. Distinctive prefixes (sk-ant-, AKIA..., AIza, ghp_, xox?-, a JWT's eyJ...eyJ) match anywhere, even glued to
+# the text before them; a plain `sk-` or a Bearer/Basic scheme only at the start of a word (inside serialised JSON a
+# "\n" or "\t" escape right before counts as one), so "task-management-..." stays.
 _START = r"(?:(?<![A-Za-z0-9_])|(?<=\\[nrtbf]))"
 _SECRET_VALUE = re.compile(
-    _START + r"(?:"
-    r"(?P<scheme>(?i:bearer|basic))\s+(?P<credential>[A-Za-z0-9._~+/=-]{8,})"
-    r"|sk-(?:ant-|proj-|or-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}"
-    r"|(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[0-9A-Z]{16}(?![0-9A-Za-z])"
+    r"(?:"
+    r"sk-(?:ant-|proj-|or-|svcacct-|admin-)[A-Za-z0-9_-]{12,}"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
     r"|AIza[0-9A-Za-z_-]{30,}"
     r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
     r"|xox[abposre]-[A-Za-z0-9-]{10,}"
     r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
-    r")"
+    r"|" + _START + r"(?:"
+    r"(?P<scheme>(?i:bearer|basic))\s+(?P<credential>[A-Za-z0-9._~+/=-]{8,})"
+    r"|sk-[A-Za-z0-9_-]{16,}"
+    r"))"
 )
-_AWS_SECRET = re.compile(r"(?:(?<![A-Za-z0-9/+=_])|(?<=\\[nrtbf]))[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_AWS_SECRET = re.compile(r"(?:(?<![A-Za-z0-9/+_])|(?<=\\[nrtbf]))[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 # Lower-case markers, one of which every value above contains (checked with `in` before any regex runs).
-_MARKERS = ("sk-", "akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "abia", "acca", "aiza", "ghp_",
-            "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "eyj", "bearer", "basic")  # fmt: skip
-# An AWS secret key has no marker: it is looked for only where the text talks about AWS or secrets.
+_MARKERS = ("sk-", "akia", "asia", "aiza", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "eyj",
+            "bearer", "basic")  # fmt: skip
+# An AWS secret access key has no marker of its own: 40 characters are looked for only where the text mentions AWS,
+# a secret or an access key id (and under any secret-looking key name, by name).
 _AWS_SECRET_CONTEXT = ("aws", "secret", "akia", "asia")
 
 
