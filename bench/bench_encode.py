@@ -59,12 +59,12 @@ def long_prompt(payload: dict) -> dict:
     return {**payload, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--baseline", default="9e9fca4")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from litellm_mlflow import events
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.common import RESULTS_DIR
 
 OUTPUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-ORDER = ["callback", "publisher", "proxy", "consumer", "versions", "e2e", "soak", "layer"]
+ORDER = ["callback", "publisher", "encode", "proxy", "consumer", "versions", "e2e", "soak", "layer"]
 
 # us-east-1 list prices, checked 2026-11 (AWS pricing pages): what the cost model assumes.
 PRICES = {

@@ -14,6 +14,7 @@ from bench import report
 BENCHMARKS = [
     "bench.bench_callback",
     "bench.bench_publisher",
+    "bench.bench_encode",
     "bench.bench_proxy",
     "bench.bench_consumer",
     "bench.bench_versions",
