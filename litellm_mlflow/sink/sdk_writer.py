@@ -33,6 +33,7 @@ class SdkTraceWriter:
     client: TracingClient
     log_spans_supported: bool
     max_in_flight: int = 16
+    spans_logged: bool = False  # the spans are already stored (OTLP batch): send the TraceInfo only
     requests_sent: int = 0  # as this writer calls them (the client makes more on 3.0/3.1 servers)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -62,10 +63,13 @@ class SdkTraceWriter:
         return failures
 
     def _write_one(self, trace: BuiltTrace) -> None:
-        if self.log_spans_supported:
+        if self.log_spans_supported and not self.spans_logged:
             self._count()
             self.client.log_spans(trace.experiment_id, [trace.span])
         info = trace.trace_info()
+        if self.log_spans_supported or self.spans_logged:
+            # The server keeps only one tag it set itself when StartTrace merges into a trace its span logging made.
+            info.tags[TraceTagKey.SPANS_LOCATION] = SpansLocation.TRACKING_STORE.value
         # What the stored-trace look-up matches on 3.0/3.1 servers, which make their own trace ids.
         info.tags[EVENT_ID_TAG] = trace.event_id
         usage = trace.span.get_attribute(SpanAttributeKey.CHAT_USAGE)

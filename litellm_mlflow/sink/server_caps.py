@@ -2,8 +2,11 @@
 
 - 3.13 and newer: OTLP `POST /v1/traces` with many traces a request, trace tags carried as `mlflow.traceTag.<key>`
   root-span attributes and user/session as `user.id` / `session.id` (all stored in one transaction). Fast path.
-- anything older (SageMaker tracking servers run 3.0; 3.6-3.12 batch OTLP spans but drop the tags), or a server that
-  does not say its version: the SDK path, one confirmed StartTrace (+ spans) per trace. Correct everywhere.
+- 3.6-3.12 (MLflow Apps report 3.10): spans in OTLP batches of many traces (these servers drop the tags), then one
+  StartTrace per trace, many in flight, which adds the tags and metadata to the stored trace.
+- anything older (SageMaker tracking servers run 3.0), or a server that does not say its version: the SDK path, one
+  confirmed StartTrace (+ spans as an artifact) per trace, many in flight. Correct everywhere.
+Bodies of 64 KB or more go gzipped to 3.7+ servers.
 
 `GET /version` is what MLflow's own RestStore asks before it uses OTLP, so it is answered wherever MLflow is.
 """
@@ -27,8 +30,15 @@ LOG_SPANS_MIN_VERSION = Version("3.6")
 V3_TRACES_MIN_VERSION = Version("3.2")
 
 
+# First release whose /v1/traces takes many traces a request (but drops their tags until 3.13).
+OTLP_BATCH_MIN_VERSION = Version("3.6")
+# First release whose /v1/traces accepts `Content-Encoding: gzip`.
+OTLP_GZIP_MIN_VERSION = Version("3.7")
+
+
 class TraceWriteMode(StrEnum):
     OTLP = "otlp"
+    OTLP_SPANS = "otlp-spans"  # spans in OTLP batches, then StartTrace per trace for tags and metadata (3.6-3.12)
     SDK = "sdk"
 
 
@@ -43,6 +53,10 @@ class ServerCapabilities:
         return self.version is None or self.version < V3_TRACES_MIN_VERSION
 
     @property
+    def accepts_gzip(self) -> bool:
+        return self.version is not None and self.version >= OTLP_GZIP_MIN_VERSION
+
+    @property
     def supports_log_spans(self) -> bool:
         return self.version is not None and self.version >= LOG_SPANS_MIN_VERSION
 
@@ -55,6 +69,8 @@ def capabilities_for(version: Version | None, forced: TraceWriteMode | None = No
         return ServerCapabilities(version, forced)
     if version is not None and version >= OTLP_FULL_MIN_VERSION:
         return ServerCapabilities(version, TraceWriteMode.OTLP)
+    if version is not None and version >= OTLP_BATCH_MIN_VERSION:
+        return ServerCapabilities(version, TraceWriteMode.OTLP_SPANS)
     return ServerCapabilities(version, TraceWriteMode.SDK)
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from litellm_mlflow.events import LLMCallEvent
 from litellm_mlflow.mlflow_target import InvalidTrackingUri, parse_tracking_uri
-from litellm_mlflow.sink.otlp_writer import OtlpEndpointMissing, OtlpTraceWriter
+from litellm_mlflow.sink.otlp_spans_writer import OtlpSpansTraceWriter
+from litellm_mlflow.sink.otlp_writer import GZIP_MIN_BYTES, OtlpEndpointMissing, OtlpTraceWriter
 from litellm_mlflow.sink.server_caps import ServerCapabilities, TraceWriteMode, detect
 from litellm_mlflow.sink.trace_builder import BuiltTrace, build_trace
 from litellm_mlflow.sink.transport import ServerUnavailable, Transport
@@ -23,6 +24,8 @@ from litellm_mlflow.sink.transport import ServerUnavailable, Transport
 logger = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT_NAME = "litellm-monitoring"
+# 3.6-3.12 servers store each OTLP request in several transactions: smaller batches keep a retry cheap.
+OTLP_SPANS_TRACES_PER_REQUEST = 100
 # MLflow's client retries for minutes by default; a Lambda has seconds, and SQS redelivers anyway.
 _CLIENT_HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
@@ -127,8 +130,13 @@ class MlflowSink:
         client = MlflowClient(self.settings.tracking_uri)
         experiment_id = resolve_experiment(client, self.settings.experiment_name)
         self.capabilities = capabilities
+        gzip_min_bytes = GZIP_MIN_BYTES if capabilities.accepts_gzip else None
         if capabilities.mode is TraceWriteMode.OTLP:
-            trace_writer = OtlpTraceWriter(transport, max_traces_per_request=self.settings.max_traces_per_request)
+            per_request = self.settings.max_traces_per_request
+            trace_writer = OtlpTraceWriter(transport, per_request, gzip_min_bytes=gzip_min_bytes)
+        elif capabilities.mode is TraceWriteMode.OTLP_SPANS:
+            spans = OtlpTraceWriter(transport, OTLP_SPANS_TRACES_PER_REQUEST, gzip_min_bytes=gzip_min_bytes)
+            trace_writer = OtlpSpansTraceWriter(spans, self._sdk_writer(spans_logged=True))
         else:
             trace_writer = self._sdk_writer()
         runs = ModelRuns(client, experiment_id)
@@ -145,13 +153,14 @@ class MlflowSink:
         self._trace_writer, self._metrics_writer = trace_writer, metrics_writer
         logger.info("MLflow sink ready: %s, experiment %s", capabilities.describe(), experiment_id)
 
-    def _sdk_writer(self):
+    def _sdk_writer(self, spans_logged: bool = False):
         from mlflow.tracing.client import TracingClient
 
         from litellm_mlflow.sink.sdk_writer import SdkTraceWriter
 
         log_spans = self.capabilities is not None and self.capabilities.supports_log_spans
-        return SdkTraceWriter(TracingClient(self.settings.tracking_uri), log_spans, self.settings.max_in_flight)
+        client = TracingClient(self.settings.tracking_uri)
+        return SdkTraceWriter(client, log_spans, self.settings.max_in_flight, spans_logged=spans_logged)
 
     # ------------------------------------------------------------------------------------------ writing
 

@@ -6,6 +6,7 @@ request containing a rejected trace, or a connection failure), so the splitting 
 
 from __future__ import annotations
 
+import gzip
 import time
 
 import pytest
@@ -22,7 +23,17 @@ from litellm_mlflow.sink.writer import SinkConfigError, SinkSettings
 
 @pytest.mark.parametrize(
     ("version", "mode"),
-    [("3.0.0", "sdk"), ("3.4.1", "sdk"), ("3.12.0", "sdk"), ("3.13.0", "otlp"), ("3.17.2", "otlp"), (None, "sdk")],
+    [
+        ("3.0.0", "sdk"),
+        ("3.4.1", "sdk"),
+        ("3.5.1", "sdk"),
+        ("3.6.0", "otlp-spans"),
+        ("3.10.1", "otlp-spans"),
+        ("3.12.0", "otlp-spans"),
+        ("3.13.0", "otlp"),
+        ("3.17.2", "otlp"),
+        (None, "sdk"),
+    ],
 )
 def test_trace_path_by_server_version(version, mode):
     caps = capabilities_for(Version(version) if version else None)
@@ -55,12 +66,16 @@ class RecordingTransport:
         self.rejected = rejected
         self.down_after = down_after
         self.batches: list[int] = []
+        self.encodings: list[str | None] = []
 
     def request(self, method, endpoint, *, data=None, headers=None, deadline=None, retries=None):
         assert (method, endpoint) == ("POST", "/v1/traces")
         assert headers["x-mlflow-experiment-id"] == "7"
         if self.down_after is not None and len(self.batches) >= self.down_after:
             raise ServerUnavailable("connection refused")
+        if headers.get("Content-Encoding") == "gzip":
+            data = gzip.decompress(data)
+        self.encodings.append(headers.get("Content-Encoding"))
         request = ExportTraceServiceRequest.FromString(data)
         spans = request.resource_spans[0].scope_spans[0].spans
         self.batches.append(len(spans))
@@ -117,3 +132,14 @@ def test_missing_otlp_endpoint_is_reported_not_blamed_on_the_traces():
 
     with pytest.raises(OtlpEndpointMissing):
         OtlpTraceWriter(NotRouted()).write(traces(3))
+
+
+def test_big_bodies_are_gzipped_where_the_server_accepts_it():
+    transport = RecordingTransport()
+    writer = OtlpTraceWriter(transport, max_traces_per_request=10, gzip_min_bytes=2_000)
+    assert writer.write(traces(12)) == {}
+    assert transport.batches == [10, 2] and transport.encodings == ["gzip", None]
+    plain = RecordingTransport()
+    assert OtlpTraceWriter(plain, max_traces_per_request=10).write(traces(12)) == {}
+    assert plain.encodings == [None, None]
+    assert capabilities_for(Version("3.7.0")).accepts_gzip and not capabilities_for(Version("3.6.0")).accepts_gzip
