@@ -60,6 +60,9 @@ TOKEN_DETAILS_FIELD = "token_details"
 CACHE_READ_TOKENS = "cache_read_input_tokens"
 CACHE_CREATION_TOKENS = "cache_creation_input_tokens"
 REASONING_TOKENS = "reasoning_tokens"
+# Whether LiteLLM's model map has a price for the call's model, read before `model_map_information` is dropped (a
+# router deployment LiteLLM cannot price gets a map entry of zeros and a zero cost breakdown, just like a free one).
+MODEL_PRICED_FIELD = "model_priced"
 # LiteLLM's proxy marks a session id it minted itself (`general_settings.missing_session_id: generate`).
 SESSION_ID_GENERATED_KEY = "litellm_session_id_generated"
 
@@ -179,6 +182,9 @@ def prepare_payload(payload: Mapping[str, Any], *, log_content: bool = True) -> 
     details = token_details(payload)
     if details:
         event[TOKEN_DETAILS_FIELD] = details
+    priced = model_priced(payload)
+    if priced is not None:
+        event[MODEL_PRICED_FIELD] = priced
     for key, value in payload.items():
         if key in DROPPED_TOP_LEVEL_KEYS or (not log_content and key in CONTENT_KEYS):
             continue
@@ -390,7 +396,7 @@ _NEVER_TRUNCATED = frozenset(
 
 
 _NUMBERS_KEPT = ("completionStartTime", "prompt_tokens", "completion_tokens", "total_tokens", "response_cost",
-                 "stream", "cache_hit", "cost_breakdown", TOKEN_DETAILS_FIELD)  # fmt: skip
+                 "stream", "cache_hit", "cost_breakdown", TOKEN_DETAILS_FIELD, MODEL_PRICED_FIELD)  # fmt: skip
 
 
 def _encode_truncated(event: dict[str, Any], max_bytes: int, compress_threshold: int) -> EncodedMessage:
@@ -796,6 +802,9 @@ def _unpriced(payload: Mapping[str, Any]) -> bool:
     """A zero cost LiteLLM reports because it found no price (as opposed to a free call or a cache hit)."""
     if payload.get("cache_hit"):
         return False
+    priced = payload.get(MODEL_PRICED_FIELD) if MODEL_PRICED_FIELD in payload else model_priced(payload)
+    if priced is not None:
+        return not priced
     if payload.get("response_cost_failure_debug_info"):
         return True
     if "cost_breakdown" in payload:
@@ -803,6 +812,21 @@ def _unpriced(payload: Mapping[str, Any]) -> bool:
         return not payload.get("cost_breakdown")
     # Older payloads have no breakdown: a call that used tokens and cost nothing had no price.
     return bool(payload.get("total_tokens"))
+
+
+def model_priced(payload: Mapping[str, Any]) -> bool | None:
+    """True when LiteLLM's model map entry for the call has a non-zero price, False when it has none (or only
+    zeros), None when the payload carries no model map information."""
+    information = payload.get("model_map_information")
+    if not isinstance(information, Mapping):
+        return None
+    entry = information.get("model_map_value")
+    if not isinstance(entry, Mapping):
+        return False
+    return any(
+        "cost" in str(key) and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        for key, value in entry.items()
+    )
 
 
 def token_details(payload: Mapping[str, Any]) -> dict[str, int]:

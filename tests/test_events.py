@@ -339,14 +339,26 @@ def test_user_is_the_keys_user_else_the_requests_own():
 
 def test_an_unpriced_success_has_no_cost_and_says_so() -> None:
     # LiteLLM 1.106 for a model missing from its cost map: response_cost 0.0 and no cost breakdown.
-    unpriced = events.event_from_payload(standard_payload(response_cost=0.0, cost_breakdown=None))
+    no_entry = {"model_map_key": "claude-3-5-sonnet-20241022", "model_map_value": None}
+    unpriced = events.event_from_payload(
+        standard_payload(response_cost=0.0, cost_breakdown=None, model_map_information=no_entry)
+    )
     assert unpriced.cost_usd is None and unpriced.cost_unknown
     free = events.event_from_payload(standard_payload(response_cost=0.0, cost_breakdown={"total_cost": 0.0}))
     assert free.cost_usd == 0.0 and not free.cost_unknown
     cached = events.event_from_payload(standard_payload(response_cost=0.0, cache_hit=True))
     assert cached.cost_usd == 0.0 and not cached.cost_unknown
-    older = events.event_from_payload(standard_payload(response_cost=0.0))  # no cost_breakdown key at all
+    older = events.event_from_payload(standard_payload(response_cost=0.0, model_map_information=None))
     assert older.cost_usd is None and older.cost_unknown
+
+    # A router deployment LiteLLM cannot price: a map entry of zeros and a zero breakdown, as LiteLLM 1.106 logs it.
+    zeros = {"model_map_key": "openai/acme-coder-v1", "model_map_value": {"input_cost_per_token": 0, "key": "x"}}
+    unpriced_routed = standard_payload(
+        response_cost=0.0, cost_breakdown={"total_cost": 0.0}, model_map_information=zeros
+    )
+    decoded = events.decode_body(events.encode_event(unpriced_routed).body)  # the map itself is dropped on the way
+    assert decoded.cost_usd is None and decoded.cost_unknown
+    assert events.event_from_payload(standard_payload(response_cost=0.0)).cost_unknown is False  # priced map: free
 
 
 def test_a_failure_keeps_only_the_figures_litellm_counted() -> None:
