@@ -49,8 +49,10 @@ def one_run(stack, recorder: EndTimes, calls: int, rate: float, tag: str) -> lis
     def watch() -> None:
         while len(seen) < calls and not give_up.is_set():
             now = time.time()
-            for trace in search_traces(stack.mlflow.url, EXPERIMENT, f"tag.run = '{tag}'"):
-                seen.setdefault(trace.info.tags.get("request_id", ""), now)
+            # Each run's calls go to their own model group (the trace name); the trace's client request id is
+            # LiteLLM's call id.
+            for trace in search_traces(stack.mlflow.url, EXPERIMENT, f"trace.name = '{tag}'"):
+                seen.setdefault(trace.info.client_request_id or "", now)
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -62,7 +64,7 @@ def one_run(stack, recorder: EndTimes, calls: int, rate: float, tag: str) -> lis
             model="gpt-4o-mini",
             messages=[{"role": "user", "content": f"call {index}"}],
             mock_response="ok",
-            metadata={"tags": [f"run:{tag}"]},
+            metadata={"model_group": tag},
         )
         next_at += interval
         time.sleep(max(0.0, next_at - time.monotonic()))

@@ -195,15 +195,15 @@ def verify(stack: LocalStack, expected: list[dict], poison: list[str], report: S
 
     from litellm_mlflow.mlflow_queries import search_traces
 
-    by_id = {row["call_id"]: row for row in expected}  # the trace's request_id tag is LiteLLM's call id
-    traces = search_traces(stack.mlflow.url, EXPERIMENT)
+    by_id = {row["call_id"]: row for row in expected}  # the span's litellm.call_id is LiteLLM's call id
+    traces = search_traces(stack.mlflow.url, EXPERIMENT, include_spans=True)
     report.traces_found = len(traces)
-    counts = Counter(trace.info.tags.get("request_id") for trace in traces)
+    counts = Counter(call_id_of(trace) for trace in traces)
     report.missing = sum(1 for event_id in by_id if counts[event_id] == 0)
     report.duplicated = sum(1 for event_id in by_id if counts[event_id] > 1)
     report.unexpected = sum(1 for event_id in counts if event_id not in by_id)
     for trace in traces:
-        row = by_id.get(trace.info.tags.get("request_id"))
+        row = by_id.get(call_id_of(trace))
         if row is not None and not figures_match(trace, row):
             report.wrong_figures += 1
 
@@ -233,12 +233,17 @@ def verify(stack: LocalStack, expected: list[dict], poison: list[str], report: S
         report.problems.append(f"DLQ holds {report.dlq_messages} messages, {len(poison)} poison messages were sent")
 
 
+def call_id_of(trace: Any) -> str | None:
+    return trace.data.spans[0].attributes.get("litellm.call_id") if trace.data.spans else None
+
+
 def figures_match(trace: Any, row: dict) -> bool:
-    tags = trace.info.tags
-    if tags.get("status") != row["status"] or tags.get("model") != row["model"]:
+    if trace.data.spans[0].attributes.get("litellm.deployment") != row["model"]:
         return False
     if row["status"] != "success":
         return trace.info.state.value == "ERROR"
+    if trace.info.state.value != "OK":
+        return False
     usage = trace.info.token_usage or {}
     if (usage.get("input_tokens"), usage.get("output_tokens"), usage.get("total_tokens")) != (
         row["prompt_tokens"],

@@ -104,13 +104,16 @@ def _where_is_it(target: CheckTarget, sqs: Any, timeout_s: float) -> str:
 
 
 def trace_finder(tracking_uri: str, experiment: str) -> Callable[[str], bool]:
-    """find_trace for run_check: is there a trace tagged with this request id in the experiment?"""
+    """find_trace for run_check: is the check event's trace in the experiment? Check traces are named after
+    CHECK_MODEL (a filter every server version answers); the event id is the trace's client request id (or, on
+    servers the consumer writes through the v2 calls, its `event_id` tag)."""
     from litellm_mlflow.mlflow_queries import search_traces
 
     def find(check_id: str) -> bool:
         try:
-            return bool(search_traces(tracking_uri, experiment, f"tag.request_id = '{check_id}'"))
+            traces = search_traces(tracking_uri, experiment, f"trace.name = '{CHECK_MODEL}'")
         except Exception:  # MLflow briefly unreachable: keep polling until the deadline.
             return False
+        return any(check_id in (t.info.client_request_id, t.info.tags.get("event_id")) for t in traces)
 
     return find

@@ -1,9 +1,18 @@
 """One LiteLLM call -> one MLflow trace (a single CHAT_MODEL span), in the exact shape MLflow's own integrations write.
 
 The span carries what the MLflow UI reads: `mlflow.spanInputs` `{"messages": [...]}` and an OpenAI-style
-`mlflow.spanOutputs` (chat view, `mlflow.message.format` = "openai"), `mlflow.chat.tokenUsage`, `mlflow.llm.model`,
-`mlflow.llm.provider`, `mlflow.llm.cost` (LiteLLM's own price, so the server never prices it again), tools, an ERROR
-status plus an `exception` event for failures, and the time to first token for streams. Times are the call's own.
+`mlflow.spanOutputs` (chat view, `mlflow.message.format` = "openai"), `mlflow.chat.tokenUsage` (cache-read and
+cache-creation counts included), `mlflow.llm.model`, `mlflow.llm.provider`, `mlflow.llm.cost` (LiteLLM's own price, so
+the server never prices it again), tools, an ERROR status plus an `exception` event for failures, and the time to
+first token for streams. Times are the call's own.
+
+Named for what clients call: the trace name and `mlflow.llm.model` are LiteLLM's model group (the proxy's
+`model_name`), so the Overview's breakdowns and the trace list read in those names; the deployment, its id and api base
+are span details. A figure LiteLLM did not know is left out (`litellm.cost_unknown` marks an unpriced call), never 0.
+
+Only what people filter on is a trace tag (each costs the server a row per trace): the trace name, team id/alias,
+key alias, end user and org. User and session are MLflow's own metadata (the Overview's filters, the Sessions view).
+The request id, cache hit, request tags and the rest are span attributes, shown with the span.
 
 Ids are derived from (experiment id, event id), so a redelivered event maps onto the trace it already made.
 """
@@ -11,6 +20,7 @@ Ids are derived from (experiment id, event id), so a redelivered event maps onto
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +28,6 @@ from typing import Any
 from mlflow.entities import Span, SpanType, TraceInfo, TraceLocation, TraceState
 from mlflow.tracing.constant import (
     MAX_CHARS_IN_TRACE_INFO_METADATA,
-    MAX_CHARS_IN_TRACE_INFO_TAGS_KEY,
     MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE,
     TRACE_REQUEST_ID_PREFIX,
     TRACE_SCHEMA_VERSION,
@@ -27,6 +36,7 @@ from mlflow.tracing.constant import (
     SpanAttributeKey,
     TokenUsageKey,
     TraceMetadataKey,
+    TraceTagKey,
 )
 from mlflow.tracing.utils import build_otel_context, dump_span_attribute_value
 from opentelemetry.sdk.resources import Resource
@@ -111,10 +121,11 @@ def build_trace(event: LLMCallEvent, experiment_id: str) -> BuiltTrace:
         status = Status(StatusCode.ERROR, _truncate(message, 1000))
         events.append(Event("exception", _exception_attributes(event, message), timestamp=end_ns))
     if event.ttft_ms is not None and event.completion_start_time is not None:
-        events.append(Event("first_token", {"ttft_ms": event.ttft_ms}, timestamp=_to_ns(event.completion_start_time)))
+        ttft = {"ttft_ms": _ms(event.ttft_ms)}
+        events.append(Event("first_token", ttft, timestamp=_to_ns(event.completion_start_time)))
 
     readable = ReadableSpan(
-        name=f"litellm-{event.call_type or 'completion'}",
+        name=trace_name(event),
         context=build_otel_context(otel_trace_id, span_id),
         parent=None,
         attributes={key: dump_span_attribute_value(value) for key, value in attributes.items()},
@@ -134,13 +145,18 @@ def build_trace(event: LLMCallEvent, experiment_id: str) -> BuiltTrace:
     )
 
 
+def trace_name(event: LLMCallEvent) -> str:
+    """The name clients call the model by: LiteLLM's model group (the proxy's `model_name`), else the model."""
+    return _truncate(event.model_group or event.model, MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE)
+
+
 def _span_attributes(event: LLMCallEvent, trace_id: str) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         SpanAttributeKey.REQUEST_ID: trace_id,
         SpanAttributeKey.SPAN_TYPE: SPAN_TYPE_BY_CALL_TYPE.get(event.call_type or "", SpanType.LLM),
         SpanAttributeKey.INPUTS: span_inputs(event),
         SpanAttributeKey.MESSAGE_FORMAT: MESSAGE_FORMAT,
-        SpanAttributeKey.MODEL: event.model,
+        SpanAttributeKey.MODEL: event.model_group or event.model,
     }
     outputs = span_outputs(event)
     if outputs is not None:
@@ -160,14 +176,21 @@ def _span_attributes(event: LLMCallEvent, trace_id: str) -> dict[str, Any]:
         "litellm.call_id": event.call_id,
         "litellm.call_type": event.call_type,
         "litellm.model_group": event.model_group,
+        "litellm.deployment": event.model,
+        "litellm.model_id": event.model_id,
         "litellm.api_base": event.api_base,
         "litellm.stream": event.stream,
         "litellm.cache_hit": event.cache_hit,
-        "litellm.ttft_ms": event.ttft_ms,
-        "litellm.latency_ms": event.latency_ms,
+        "litellm.cost_unknown": event.cost_unknown or None,
+        "litellm.reasoning_tokens": event.reasoning_tokens,
+        "litellm.request_tags": list(event.request_tags) or None,
+        "litellm.trace_id": event.litellm_trace_id,
+        "litellm.ttft_ms": None if event.ttft_ms is None else _ms(event.ttft_ms),
+        "litellm.latency_ms": _ms(event.latency_ms),
         "litellm.truncated": event.truncated or None,
         "litellm.content_logged": None if event.content_logged else False,
         "litellm.invalid_fields": list(event.invalid_fields) or None,
+        **cache_costs(event),
     }
     attributes.update({key: value for key, value in extras.items() if value not in (None, "")})
     return attributes
@@ -196,6 +219,7 @@ def span_outputs(event: LLMCallEvent) -> Any:
 
 
 def token_usage(event: LLMCallEvent) -> dict[str, int]:
+    """MLflow's token keys, each only when LiteLLM counted it (a failure has none); cache counts are part of input."""
     usage = {
         TokenUsageKey.INPUT_TOKENS: event.prompt_tokens,
         TokenUsageKey.OUTPUT_TOKENS: event.completion_tokens,
@@ -203,21 +227,52 @@ def token_usage(event: LLMCallEvent) -> dict[str, int]:
     }
     if all(value in (None, 0) for value in usage.values()):
         return {}
+    usage[TokenUsageKey.CACHE_READ_INPUT_TOKENS] = event.cache_read_tokens
+    usage[TokenUsageKey.CACHE_CREATION_INPUT_TOKENS] = event.cache_creation_tokens
     return {key: int(value) for key, value in usage.items() if value is not None}
 
 
+# LiteLLM's cost breakdown keys beyond MLflow's three, kept as span details.
+CACHE_COST_KEYS = ("cache_read_cost", "cache_creation_cost", "reasoning_cost", "tool_usage_cost")
+
+
 def llm_cost(event: LLMCallEvent) -> dict[str, float]:
-    """LiteLLM's price for the call; input/output split from `cost_breakdown` when LiteLLM gives one."""
+    """LiteLLM's price for the call; input/output split from `cost_breakdown` when LiteLLM gives one.
+
+    LiteLLM's `input_cost` already holds cache-read and cache-creation costs (input + output = total); should a
+    breakdown not add up that way, the cache costs are added to input so MLflow's split still sums to the total.
+    """
     if event.cost_usd is None:
         return {}
     cost = {CostKey.TOTAL_COST: float(event.cost_usd)}
-    breakdown = event.payload.get("cost_breakdown")
-    if isinstance(breakdown, Mapping):
-        for key in (CostKey.INPUT_COST, CostKey.OUTPUT_COST):
-            value = breakdown.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                cost[key] = float(value)
+    breakdown = _breakdown(event)
+    if CostKey.INPUT_COST in breakdown and CostKey.OUTPUT_COST in breakdown:
+        input_cost, output_cost = breakdown[CostKey.INPUT_COST], breakdown[CostKey.OUTPUT_COST]
+        cache = breakdown.get("cache_read_cost", 0.0) + breakdown.get("cache_creation_cost", 0.0)
+        extra = breakdown.get("tool_usage_cost", 0.0)
+        if cache and not math.isclose(input_cost + output_cost + extra, cost[CostKey.TOTAL_COST], rel_tol=1e-6):
+            input_cost += cache
+        cost[CostKey.INPUT_COST], cost[CostKey.OUTPUT_COST] = input_cost, output_cost
     return cost
+
+
+def cache_costs(event: LLMCallEvent) -> dict[str, float]:
+    """Cache-read, cache-creation, reasoning and tool costs as `litellm.<key>` span attributes (non-zero only)."""
+    if event.cost_usd is None:
+        return {}
+    breakdown = _breakdown(event)
+    return {f"litellm.{key}": breakdown[key] for key in CACHE_COST_KEYS if breakdown.get(key)}
+
+
+def _breakdown(event: LLMCallEvent) -> dict[str, float]:
+    breakdown = event.payload.get("cost_breakdown")
+    if not isinstance(breakdown, Mapping):
+        return {}
+    return {
+        key: float(value)
+        for key, value in breakdown.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    }
 
 
 def _exception_attributes(event: LLMCallEvent, message: str) -> dict[str, str]:
@@ -235,32 +290,27 @@ def _exception_attributes(event: LLMCallEvent, message: str) -> dict[str, str]:
     return attributes
 
 
+# Trace tags people filter on (MLflow search `tag.<name>`); each is written only when LiteLLM gives it.
+TEAM_ID_TAG, TEAM_ALIAS_TAG, KEY_ALIAS_TAG = "team_id", "team_alias", "key_alias"
+END_USER_TAG, ORG_ID_TAG, ORG_ALIAS_TAG = "end_user", "org_id", "org_alias"
+
+
 def trace_tags(event: LLMCallEvent) -> dict[str, str]:
-    """Searchable trace tags; the request's own tags first so the fixed names below always win."""
-    tags: dict[str, str] = {}
-    for raw in event.request_tags:
-        key, sep, value = raw.partition(":")
-        key = key.strip()
-        if key:
-            tags[key] = value.strip() if sep else "true"
-    # Each tag is a row the server writes per trace (about half its ingest cost), so only what people filter on;
-    # provider, call type and the rest are span attributes.
-    fixed = {
-        "model": event.model,
-        "model_group": event.model_group,
-        "status": event.status,
-        "request_id": event.call_id,
-        "user_id": event.user_id,
-        "team_id": event.team_id,
-        "key_alias": event.key_alias,
-        "cache_hit": None if event.cache_hit is None else str(event.cache_hit).lower(),
-        REPAIRED_TAG: ",".join((*event.invalid_fields, *event.repaired_fields)) or None,
+    """The trace name plus who paid: team, key, end user, org (and the fields repaired to store the call, when there
+    are any). Everything else is a span attribute, because each
+    tag is a row the server writes per trace (issue 11: 0.25-0.6 ms each) and a request's own tags would add a column
+    per distinct key to the UI's picker."""
+    tags = {
+        TraceTagKey.TRACE_NAME: trace_name(event),
+        TEAM_ID_TAG: event.team_id,
+        TEAM_ALIAS_TAG: event.team_alias,
+        KEY_ALIAS_TAG: event.key_alias,
+        END_USER_TAG: event.end_user,
+        ORG_ID_TAG: event.org_id,
+        ORG_ALIAS_TAG: event.org_alias,
+        REPAIRED_TAG: ",".join((*event.invalid_fields, *event.repaired_fields)),
     }
-    tags.update({key: value for key, value in fixed.items() if value not in (None, "")})
-    return {
-        _truncate(key, MAX_CHARS_IN_TRACE_INFO_TAGS_KEY): _truncate(str(value), MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE)
-        for key, value in tags.items()
-    }
+    return {key: _truncate(value, MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE) for key, value in tags.items() if value}
 
 
 def trace_metadata(event: LLMCallEvent) -> dict[str, str]:
@@ -273,6 +323,11 @@ def trace_metadata(event: LLMCallEvent) -> dict[str, str]:
     if session:
         metadata[TraceMetadataKey.TRACE_SESSION] = _truncate(session, MAX_CHARS_IN_TRACE_INFO_METADATA)
     return metadata
+
+
+def _ms(value: float) -> float:
+    """Milliseconds to 0.1 ms: what a clock on another machine can tell apart, and readable in the UI."""
+    return round(value, 1)
 
 
 def _to_ns(seconds: float) -> int:

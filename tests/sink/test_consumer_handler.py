@@ -117,9 +117,8 @@ def test_litellm_calls_land_as_traces_and_model_metrics(consumer, client, experi
         assert span.attributes["mlflow.llm.model"] == MODEL
         assert span.attributes["mlflow.llm.provider"] == "openai"
         assert span.attributes["mlflow.message.format"] == "openai"
-        assert info.tags["model"] == MODEL
-        assert info.tags["request_id"] == payload["litellm_call_id"]
-        assert info.tags["status"] == payload["status"]
+        assert info.tags["mlflow.traceName"] == MODEL
+        assert span.attributes["litellm.call_id"] == payload["litellm_call_id"]
         if kind == "failure":
             assert info.state.value == "ERROR"
             assert span.status.status_code.value == "ERROR"
@@ -129,6 +128,7 @@ def test_litellm_calls_land_as_traces_and_model_metrics(consumer, client, experi
             assert exception.attributes["exception.code"] == "429"
             assert "mock rate limit" in exception.attributes["exception.message"]
             assert span.outputs is None
+            assert "mlflow.chat.tokenUsage" not in span.attributes and "mlflow.llm.cost" not in span.attributes
             continue
         assert info.state.value == "OK"
         usage = {
@@ -145,14 +145,13 @@ def test_litellm_calls_land_as_traces_and_model_metrics(consumer, client, experi
     success = traces[calls["success"]["id"]]
     answer = success.data.spans[0].outputs["choices"][0]["message"]["content"]
     assert answer == "MLflow is an open source MLOps platform."
-    assert success.info.tags["team"] == "search" and success.info.tags["canary"] == "true"
-    assert success.info.tags["user_id"] == "alice"
+    assert success.data.spans[0].attributes["litellm.request_tags"] == ["team:search", "canary"]
     assert success.info.trace_metadata["mlflow.trace.user"] == "alice"
 
     stream = calls["stream"]
     stream_span = traces[stream["id"]].data.spans[0]
     expected_ttft = (stream["completionStartTime"] - stream["startTime"]) * 1000
-    assert stream_span.attributes["litellm.ttft_ms"] == pytest.approx(expected_ttft)
+    assert stream_span.attributes["litellm.ttft_ms"] == pytest.approx(expected_ttft, abs=0.05)
     assert any(event.name == "first_token" for event in stream_span.events)
 
     tool_span = traces[calls["tool"]["id"]].data.spans[0]
@@ -291,7 +290,7 @@ def test_sdk_fallback_path_writes_the_same_traces_once(
         assert failure.info.client_request_id == calls["failure"]["litellm_call_id"]
         identity = calls["success"]["litellm_call_id"]
         assert success.info.trace_id == f"tr-{derived_ids(experiment_id, identity)[0]:032x}"
-    assert success.info.tags["team"] == "search"
+    assert success.info.tags["mlflow.traceName"] == MODEL
     assert success.info.trace_metadata["mlflow.trace.user"] == "alice"
     assert success.data.spans[0].inputs["messages"] == calls["success"]["messages"]
     assert success.info.token_usage["total_tokens"] == calls["success"]["total_tokens"]

@@ -48,7 +48,8 @@ def test_events_land_through_a_signed_sagemaker_endpoint(
 
     client = MlflowClient(mlflow_server.url)
     experiment = client.get_experiment_by_name(experiment_name)
-    traces = client.search_traces(locations=[experiment.experiment_id])
-    assert {trace.info.tags["request_id"] for trace in traces} == {p["litellm_call_id"] for p in calls.values()}
+    traces = client.search_traces(locations=[experiment.experiment_id], include_spans=True)
+    call_ids = {trace.data.spans[0].attributes["litellm.call_id"] for trace in traces}
+    assert call_ids == {p["litellm_call_id"] for p in calls.values()}
     (run,) = client.search_runs([experiment.experiment_id])
     assert len(client.get_metric_history(run.info.run_id, "latency_ms")) == len(calls)

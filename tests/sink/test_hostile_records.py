@@ -58,8 +58,8 @@ def dlq(sqs_queue, monkeypatch: pytest.MonkeyPatch):
 
 def _traces_by_call(client: MlflowClient, experiment_name: str) -> dict[str, object]:
     experiment = client.get_experiment_by_name(experiment_name)
-    traces = client.search_traces(locations=[experiment.experiment_id], max_results=500)
-    return {trace.info.tags["request_id"]: trace for trace in traces}
+    traces = client.search_traces(locations=[experiment.experiment_id], max_results=500, include_spans=True)
+    return {trace.data.spans[0].attributes["litellm.call_id"]: trace for trace in traces}
 
 
 def test_hostile_records_fail_alone_and_the_unstorable_reach_the_dlq_with_their_reason(

@@ -14,6 +14,7 @@ import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
 
+from litellm_mlflow import events
 from litellm_mlflow.events import encode_event
 from litellm_mlflow.local.event_source import LocalLambdaContext as FakeLambdaContext
 from litellm_mlflow.local.event_source import load_handler
@@ -33,8 +34,10 @@ class PayloadCapture(CustomLogger):
     def _keep(self, kwargs: dict) -> None:
         payload = kwargs.get("standard_logging_object")
         if payload is not None:
+            # What our callback adds on the proxy side (only it sees the request's litellm_params).
+            session = events.client_session_id(kwargs.get("litellm_params"))
             with self._lock:
-                self.payloads.append(dict(payload))
+                self.payloads.append({**payload, events.CLIENT_SESSION_FIELD: session})
 
     def log_success_event(self, kwargs, response_obj, start_time, end_time):
         self._keep(kwargs)
