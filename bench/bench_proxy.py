@@ -61,7 +61,7 @@ def tree_cpu_s(pid: int) -> float:
 
 def proxy_for(mode: str, sqs: DelayingSqs, workdir: Path, workers: int) -> LitellmProxyServer:
     callbacks = {"none": None, "aws_sqs": None, "ours": wiring.CALLBACK_PATH}[mode]
-    config = wiring.proxy_config([MODEL], callbacks=callbacks)
+    config = wiring.proxy_config([MODEL], callbacks=callbacks, custom_auth=None)
     if mode == "aws_sqs":
         config["litellm_settings"]["callbacks"] = ["aws_sqs"]
         config["litellm_settings"]["aws_sqs_callback_params"] = {

@@ -146,7 +146,7 @@ def _send_with_progress(stack: LocalStack, count: int, out: Out) -> TrafficRepor
             if done[0] % 10 == 0 or done[0] == count:
                 out(f"  sent {done[0]}/{count}")
 
-    return send_all(stack.proxy_url, stack.master_key, plans, on_sent=on_sent)
+    return send_all(stack.proxy_url, plans, on_sent=on_sent)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import secrets
 from typing import Any
 
+from litellm_mlflow.local.demo_keys import CUSTOM_AUTH_PATH
 from litellm_mlflow.local.stack_state import REGION
 
 CALLBACK_PATH = "litellm_mlflow.callback.sqs_logger"
@@ -14,8 +15,13 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "loca
 REGION_ENV = {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}
 
 
+# A model group LiteLLM has no price for (an in-house fine-tune): its calls show "cost unknown", never $0.
+UNPRICED_MODEL_GROUP = "acme-coder"
+
+
 def mock_models() -> list[dict[str, Any]]:
-    """Mock deployments for the demo: several models, one that always fails, one that calls a tool."""
+    """Mock deployments for the demo: models LiteLLM's (offline) cost map prices, one it cannot price, one that
+    always fails, one that calls a tool. Group names (`model_name`) differ from the deployments, as in real proxies."""
     tool_call = {
         "id": "call_weather_1",
         "type": "function",
@@ -32,7 +38,11 @@ def mock_models() -> list[dict[str, Any]]:
         },
         {
             "model_name": "claude-sonnet",
-            "litellm_params": {"model": "anthropic/claude-3-5-sonnet-20241022", "mock_response": "Certainly."},
+            "litellm_params": {"model": "anthropic/claude-sonnet-4-5", "mock_response": "Certainly."},
+        },
+        {
+            "model_name": UNPRICED_MODEL_GROUP,
+            "litellm_params": {"model": "openai/acme-coder-v1", "mock_response": "def reverse(xs): return xs[::-1]"},
         },
         {
             "model_name": "flaky",
@@ -42,8 +52,13 @@ def mock_models() -> list[dict[str, Any]]:
     ]
 
 
-def proxy_config(models: list[dict[str, Any]] | None = None, callbacks: str | None = CALLBACK_PATH) -> dict[str, Any]:
-    """A litellm proxy config that uses our callback exactly as the README says (`callbacks=None`: no callback)."""
+def proxy_config(
+    models: list[dict[str, Any]] | None = None,
+    callbacks: str | None = CALLBACK_PATH,
+    custom_auth: str | None = CUSTOM_AUTH_PATH,
+) -> dict[str, Any]:
+    """A litellm proxy config that uses our callback exactly as the README says (`callbacks=None`: no callback);
+    `custom_auth` (the demo's keys, teams and org; None: the master key only) is LiteLLM's own auth hook."""
     deployments = []
     for model in models or mock_models():
         params = {"api_key": "sk-mock-not-used", **model["litellm_params"]}
@@ -51,7 +66,10 @@ def proxy_config(models: list[dict[str, Any]] | None = None, callbacks: str | No
     settings: dict[str, Any] = {"num_retries": 0, "request_timeout": 30}
     if callbacks:
         settings["callbacks"] = callbacks
-    return {"model_list": deployments, "litellm_settings": settings, "router_settings": {"num_retries": 0}}
+    config = {"model_list": deployments, "litellm_settings": settings, "router_settings": {"num_retries": 0}}
+    if custom_auth:
+        config["general_settings"] = {"custom_auth": custom_auth}
+    return config
 
 
 def proxy_env(sqs_endpoint: str, queue_url: str, master_key: str) -> dict[str, str]:

@@ -57,12 +57,13 @@ def all_traces(client, include_spans: bool = False) -> list:
     return search_traces(client.tracking_uri, EXPERIMENT, include_spans=include_spans)
 
 
-def traces_by_request_tag(client, tags: list[str]) -> dict[str, list]:
-    wanted = set(tags)
-    found: dict[str, list] = {tag: [] for tag in tags}
+def traces_by_call_id(client, call_ids: list[str]) -> dict[str, list]:
+    """Traces by LiteLLM's call id (the `x-litellm-call-id` header the client got back, a span attribute)."""
+    found: dict[str, list] = {call_id: [] for call_id in call_ids}
     for trace in all_traces(client, include_spans=True):
-        for key in wanted.intersection(trace.info.tags):
-            found[key].append(trace)
+        call_id = trace.data.spans[0].attributes.get("litellm.call_id")
+        if call_id in found:
+            found[call_id].append(trace)
     return found
 
 
@@ -72,32 +73,44 @@ def wait_landed(stack, client, total: int, timeout: float = 240) -> None:
 
 def test_every_request_lands_once_with_its_details(stack, client):
     plans = plan_requests(24, seed=11)
-    report = send_all(stack.proxy_url, stack.master_key, plans, concurrency=6)
+    report = send_all(stack.proxy_url, plans, concurrency=6)
     assert not report.unexpected, [r.error for r in report.unexpected]
+    assert all(sent.call_id for sent in report.sent), "the proxy answers every request with x-litellm-call-id"
     wait_landed(stack, client, len(plans))
 
-    found = traces_by_request_tag(client, [p.tag for p in plans])
-    for plan in plans:
-        traces = found[plan.tag]
-        assert len(traces) == 1, f"{plan.kind} request {plan.tag}: {len(traces)} traces"
+    found = traces_by_call_id(client, [sent.call_id for sent in report.sent])
+    for sent in report.sent:
+        plan = sent.planned
+        traces = found[sent.call_id]
+        assert len(traces) == 1, f"{plan.kind} request {sent.call_id}: {len(traces)} traces"
         trace = traces[0]
-        tags = trace.info.tags
+        tags, metadata = trace.info.tags, trace.info.trace_metadata
         span = trace.data.spans[0]
-        assert tags["model_group"] == plan.model
-        assert tags["kind"] == plan.kind
-        assert tags["request_id"]
+        assert tags["mlflow.traceName"] == plan.model and span.attributes["mlflow.llm.model"] == plan.model
+        assert (tags["team_id"], tags["team_alias"], tags["key_alias"]) == (
+            plan.key.team_id,
+            plan.key.team_alias,
+            plan.key.key_alias,
+        )
+        assert tags.get("end_user") == plan.end_user
+        assert metadata["mlflow.trace.user"] == plan.user
+        assert metadata.get("mlflow.trace.session") == plan.session_id
+        assert f"kind:{plan.kind}" in span.attributes["litellm.request_tags"]  # LiteLLM adds the User-Agent
+        assert not any(key.startswith("kind") for key in tags), "request tags are span details, not tag columns"
         assert span.inputs["messages"] == plan.messages
         if plan.expect_success:
-            assert tags["status"] == "success"
             assert trace.info.state.value == "OK"
             usage = trace.info.token_usage
             assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
             assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
             assert span.attributes["mlflow.chat.tokenUsage"] == usage
-            assert "mlflow.llm.cost" in span.attributes
+            if plan.kind == "unpriced":
+                assert "mlflow.llm.cost" not in span.attributes and span.attributes["litellm.cost_unknown"] is True
+            else:
+                assert span.attributes["mlflow.llm.cost"]["total_cost"] > 0, plan.model
         else:
-            assert tags["status"] == "failure"
             assert trace.info.state.value == "ERROR"
+            assert "mlflow.llm.cost" not in span.attributes and "mlflow.chat.tokenUsage" not in span.attributes
             exception = [e for e in span.events if e.name == "exception"]
             assert exception and exception[0].attributes["exception.type"] == "RateLimitError"
         if plan.kind == "tool":
@@ -105,16 +118,14 @@ def test_every_request_lands_once_with_its_details(stack, client):
             assert call["function"]["name"] == "get_weather"
         if plan.kind == "stream":
             assert span.attributes["litellm.ttft_ms"] > 0
-        if plan.model == "gpt-4o" and plan.expect_success:
-            assert span.attributes["mlflow.llm.cost"]["total_cost"] > 0
         start_ms = trace.info.request_time
         assert abs(start_ms / 1000 - time.time()) < 600, "trace is back-dated to the call, which just happened"
 
 
 def test_per_model_metrics_match_the_requests(stack, client):
-    traces = all_traces(client)
-    per_model = Counter(t.info.tags["model"] for t in traces)
-    errors = Counter(t.info.tags["model"] for t in traces if t.info.tags["status"] != "success")
+    traces = all_traces(client, include_spans=True)
+    per_model = Counter(t.data.spans[0].attributes["litellm.deployment"] for t in traces)
+    errors = Counter(t.data.spans[0].attributes["litellm.deployment"] for t in traces if t.info.state.value == "ERROR")
     experiment = client.get_experiment_by_name(EXPERIMENT)
     runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
     assert set(per_model) <= set(runs), f"runs {sorted(runs)} vs models {sorted(per_model)}"
@@ -133,7 +144,7 @@ def test_mlflow_restart_mid_run_loses_nothing(stack, client):
     plans = plan_requests(12, seed=23)
     stack.mlflow.stop(hard=True)
     try:
-        report = send_all(stack.proxy_url, stack.master_key, plans, concurrency=4)
+        report = send_all(stack.proxy_url, plans, concurrency=4)
         assert not report.unexpected
         # The consumer takes the events and fails them (MLflow is down): none may be acknowledged.
         poll(lambda: stack.consumer.totals.failed > failed_before, 60, "a batch failed while MLflow is down")
@@ -141,8 +152,8 @@ def test_mlflow_restart_mid_run_loses_nothing(stack, client):
     finally:
         stack.mlflow.start()
     wait_landed(stack, client, before + len(plans))
-    found = traces_by_request_tag(client, [p.tag for p in plans])
-    assert {tag: len(traces) for tag, traces in found.items()} == {p.tag: 1 for p in plans}
+    found = traces_by_call_id(client, [sent.call_id for sent in report.sent])
+    assert {call_id: len(traces) for call_id, traces in found.items()} == {s.call_id: 1 for s in report.sent}
     assert len(all_traces(client)) == before + len(plans)
     assert stack.queue_depth(stack.dlq_url) == 0
 
@@ -152,7 +163,7 @@ def test_poison_message_ends_in_the_dlq_and_nothing_else_does(stack, client):
     poison = f"not json {uuid.uuid4()}"
     stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=poison)
     plans = plan_requests(6, seed=31)
-    send_all(stack.proxy_url, stack.master_key, plans, concurrency=3)
+    send_all(stack.proxy_url, plans, concurrency=3)
     poll(
         lambda: stack.queue_depth(stack.dlq_url) == 1 and stack.queue_depth() == 0, 120, "the poison message in the DLQ"
     )
