@@ -20,6 +20,7 @@ Ids are derived from (experiment id, event id), so a redelivered event maps onto
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -83,8 +84,15 @@ class BuiltTrace:
         return f"{TRACE_REQUEST_ID_PREFIX}{self.otel_trace_id:032x}"
 
     def trace_info(self) -> TraceInfo:
-        """The TraceInfo the SDK path sends with StartTraceV3 (tags and metadata included)."""
+        """The TraceInfo the SDK path sends with StartTraceV3 (tags and metadata included), with the trace-level token
+        usage and cost MLflow's own exporter adds (servers before the span-aggregating ones show only these)."""
         span = self.span
+        metadata = {**self.metadata, TRACE_SCHEMA_VERSION_KEY: str(TRACE_SCHEMA_VERSION)}
+        for attribute, key in ((SpanAttributeKey.CHAT_USAGE, TraceMetadataKey.TOKEN_USAGE),
+                               (SpanAttributeKey.LLM_COST, TraceMetadataKey.COST)):  # fmt: skip
+            value = span.attributes.get(attribute)
+            if value:
+                metadata[key] = json.dumps(value)
         return TraceInfo(
             trace_id=self.trace_id,
             trace_location=TraceLocation.from_experiment_id(self.experiment_id),
@@ -92,7 +100,7 @@ class BuiltTrace:
             execution_duration=max(0, (span.end_time_ns - span.start_time_ns) // 1_000_000),
             state=TraceState.ERROR if span.status.status_code == "ERROR" else TraceState.OK,
             client_request_id=self.event_id,
-            trace_metadata={**self.metadata, TRACE_SCHEMA_VERSION_KEY: str(TRACE_SCHEMA_VERSION)},
+            trace_metadata=metadata,
             tags=dict(self.tags),
         )
 

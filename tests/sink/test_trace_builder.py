@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mlflow.entities import SpanType
 
@@ -203,3 +205,11 @@ def test_otlp_proto_carries_tags_and_user_session_for_the_server():
     assert {"mlflow.traceTag.mlflow.traceName", "mlflow.traceTag.team_id", "user.id", "session.id"} <= keys
     assert proto.start_time_unix_nano == 1_790_000_000_250_000_000
     assert len(proto.trace_id) == 16 and len(proto.span_id) == 8
+
+
+def test_trace_info_carries_trace_level_usage_and_cost_for_the_sdk_path():
+    info = build_trace(event_from_payload(payload()), "7").trace_info()
+    assert info.token_usage == {"input_tokens": 10, "output_tokens": 20, "total_tokens": 30}
+    assert json.loads(info.trace_metadata["mlflow.trace.cost"])["total_cost"] == 0.00135
+    unpriced = build_trace(event_from_payload(payload(response_cost=0.0, cost_breakdown=None)), "7").trace_info()
+    assert "mlflow.trace.cost" not in unpriced.trace_metadata

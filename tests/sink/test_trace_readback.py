@@ -29,6 +29,12 @@ SYSTEM_TAGS = {"event_id"}
 
 
 @pytest.fixture
+def mlflow_server(versioned_mlflow_server):
+    """Runs against each MLflow server version SageMaker runs (tests/conftest.py)."""
+    return versioned_mlflow_server
+
+
+@pytest.fixture
 def stored(consumer, mlflow_server, experiment_name, litellm_capture):
     plans, payloads = demo_payloads(litellm_capture)
     assert consumer(sqs_event([sqs_record(payload) for payload in payloads])) == {"batchItemFailures": []}
