@@ -17,7 +17,7 @@ export UV_SYSTEM_CERTS ?= 1
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: venv venv313 demo test test-lambda313 test-fast lint bench soak synth dist lock clean
+.PHONY: venv venv313 browser demo test test-lambda313 test-fast lint bench soak synth dist lock clean
 
 venv: $(STAMP)
 
@@ -40,8 +40,20 @@ $(STAMP313): requirements/lambda313.lock pyproject.toml $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/litellm-mlflow demo $(ARGS)
 
-## Lint, then every test (unit, integration, infra, end-to-end), then the Lambda-side tests again on Python 3.13.
-test: $(STAMP) $(STAMP313)
+## Debian's chromium for the browser test of the MLflow UI (tests/ui); nothing to do once it is installed.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+		|| ($(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+			--no-install-recommends chromium)
+
+## Lint, then every test (unit, integration, infra, end-to-end, the UI in chromium), then the Lambda-side tests again
+## on Python 3.13.
+test: $(STAMP) $(STAMP313) $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-lambda313
