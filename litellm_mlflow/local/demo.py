@@ -75,13 +75,33 @@ def quiet_consumer_logs() -> None:
 
 
 def ui_link(stack: LocalStack) -> str:
+    """The experiment's page in the MLflow UI (it opens on the Overview), or the UI's home."""
     from litellm_mlflow.mlflow_queries import experiment_id
     from litellm_mlflow.mlflow_target import parse_tracking_uri
     from litellm_mlflow.presign.service import presign_url
 
     base = presign_url(parse_tracking_uri(stack.mlflow.url), sagemaker=None).url
     exp_id = experiment_id(stack.mlflow.url, stack.options.experiment)
-    return f"{base.rstrip('/')}/#/experiments/{exp_id}/traces" if exp_id else base
+    return f"{base.rstrip('/')}/#/experiments/{exp_id}" if exp_id else base
+
+
+# (view, path under the experiment's page, what it shows) for MLflow 3.10+'s UI; the experiment opens on the Overview.
+WHERE_TO_LOOK = (
+    ("Overview", "", "requests, latency, errors, tokens (cache read/write too) and cost by model group; "
+     "a model LiteLLM could not price is left out, not shown as $0"),
+    ("Sessions", "/traces?groupBy=session", "each session a client sent (the demo's coding-agent tasks), in order"),
+    ("Traces", "/traces", "one row per call; Display > Columns: Trace name (model group), User, Cost, team_alias, "
+     "key_alias, end_user; search e.g. tag.team_alias = 'Search'"),
+    ("Runs", "/runs", "one run per model with time-series metrics"),
+)  # fmt: skip
+
+
+def where_to_look(experiment_url: str) -> list[str]:
+    """The lines the demo prints after its summary: where each question is answered in the MLflow UI."""
+    lines = ["Where to look in MLflow:"]
+    for view, path, what in WHERE_TO_LOOK:
+        lines += [f"  {view:<9}{experiment_url}{path}", f"           {what}"]
+    return lines
 
 
 def run_demo(
@@ -119,7 +139,9 @@ def run_demo(
         out("\nSummary")
         for line in [*summary.lines(), *usage.lines()]:
             out(line)
-        out(f"\nMLflow UI: {ui_link(stack)}")
+        out("")
+        for line in where_to_look(ui_link(stack)):
+            out(line)
         if report.unexpected:
             out(f"warning: {len(report.unexpected)} request(s) did not behave as planned: {report.unexpected[0].error}")
         if keep_running:
