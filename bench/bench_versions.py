@@ -26,6 +26,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from packaging.version import Version
+
 os.environ.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_MODEL_CATALOG_URI": "", "NO_PROXY": "127.0.0.1"})
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
@@ -206,6 +208,51 @@ def run_path(name: str, pythonpath: Path, url: str, proxy: LatencyProxy, templat
     }
 
 
+def create_database(server_uri: str, version: str, python: Path) -> str:
+    """A fresh database for one server version on the given PostgreSQL server (created with that server's own
+    interpreter, which has the driver); its URI."""
+    name = f"mlflow_{version.replace('.', '_')}_{uuid.uuid4().hex[:6]}"
+    code = (
+        "import sqlalchemy, sys; e = sqlalchemy.create_engine(sys.argv[1], isolation_level='AUTOCOMMIT'); "
+        "c = e.connect(); c.execute(sqlalchemy.text(f'CREATE DATABASE \"{sys.argv[2]}\"')); c.close()"
+    )
+    subprocess.run([str(python), "-c", code, server_uri, name], check=True)
+    return server_uri.rsplit("/", 1)[0] + f"/{name}"
+
+
+def otlp_ceiling(url: str, template: dict, events: int) -> float:
+    """Events/s when the same OTLP bodies our writer would send are posted with no consumer work (servers 3.13+):
+    bodies built beforehand, one request after another, to a fresh experiment."""
+    import requests
+    from mlflow import MlflowClient
+    from mlflow.tracing.utils.otlp import MLFLOW_EXPERIMENT_ID_HEADER, OTLP_TRACES_PATH
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from litellm_mlflow.events import event_from_payload
+    from litellm_mlflow.sink.otlp_writer import GZIP_MIN_BYTES, to_otel_proto
+    from litellm_mlflow.sink.trace_builder import build_trace
+    from litellm_mlflow.sink.writer import SinkSettings
+
+    experiment_id = MlflowClient(url).create_experiment(f"bench-ceiling-{uuid.uuid4().hex[:8]}")
+    protos = [to_otel_proto(build_trace(event_from_payload(p), experiment_id)) for p in payloads(template, events, 0)]
+    per_request = SinkSettings(tracking_uri=url).max_traces_per_request
+    bodies = []
+    for start in range(0, len(protos), per_request):
+        request = ExportTraceServiceRequest()
+        request.resource_spans.add().scope_spans.add().spans.extend(protos[start : start + per_request])
+        bodies.append(request.SerializeToString())
+    session = requests.Session()
+    started = time.perf_counter()
+    for body in bodies:
+        headers = {"Content-Type": "application/x-protobuf", MLFLOW_EXPERIMENT_ID_HEADER: experiment_id}
+        if len(body) >= GZIP_MIN_BYTES:
+            import gzip
+
+            body, headers["Content-Encoding"] = gzip.compress(body, 1), "gzip"
+        session.post(url + OTLP_TRACES_PATH, data=body, headers=headers, timeout=300).raise_for_status()
+    return events / (time.perf_counter() - started)
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench.bench_consumer import template_payload
     from bench.common import write_result
@@ -218,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-events", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
+    parser.add_argument(
+        "--postgres",
+        metavar="URI",
+        help="a PostgreSQL server (e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/postgres): each version gets "
+        "its own database there instead of sqlite; results go to versions_postgres.json",
+    )
     args = parser.parse_args(argv)
 
     template = template_payload()
@@ -226,12 +279,16 @@ def main(argv: list[str] | None = None) -> int:
         old_tree = baseline_tree(args.baseline_ref, Path(workdir) / "baseline")
         (old_tree / "bench").symlink_to(REPO_ROOT / "bench")
         for version in args.versions.split(","):
-            server = MlflowServer(Path(workdir) / version, python=server_python(version))
+            python = server_python(version, postgres=bool(args.postgres))
+            store = create_database(args.postgres, version, python) if args.postgres else None
+            server = MlflowServer(Path(workdir) / version, python=python, backend_store_uri=store)
             with server:
                 proxy = LatencyProxy(server.port, args.latency_ms / 1000)
                 try:
                     ours = run_path("ours", REPO_ROOT, proxy.url, proxy, template, args.events)
                     base = run_path("baseline", old_tree, proxy.url, proxy, template, args.baseline_events)
+                    if Version(version) >= Version("3.13"):
+                        ours["ceiling_events_per_s"] = otlp_ceiling(proxy.url, template, args.events)
                 finally:
                     proxy.close()
             figures[version] = {"ours": ours, "baseline": base}
@@ -248,9 +305,16 @@ def main(argv: list[str] | None = None) -> int:
                 {"metric": f"MLflow {version}: failed records on redelivery", "ours": ours["redelivery_failed"],
                  "baseline": base["redelivery_failed"], "unit": "records", "target": "0"},
             ]  # fmt: skip
+            if "ceiling_events_per_s" in ours:
+                rows.append({
+                    "metric": f"MLflow {version}: events/s vs the server's ceiling (same OTLP bodies, no consumer)",
+                    "ours": round(ours["events_per_s"], 1), "baseline": round(ours["ceiling_events_per_s"], 1),
+                    "unit": "events/s", "target": ">= 0.8x",
+                })  # fmt: skip
+    backend = "PostgreSQL" if args.postgres else "sqlite"
     write_result(
-        "versions",
-        f"Consumer sink per MLflow server version behind a {args.latency_ms:g} ms proxy (sqlite), single run",
+        "versions_postgres" if args.postgres else "versions",
+        f"Consumer sink per MLflow server version behind a {args.latency_ms:g} ms proxy ({backend}), single run",
         COMMAND,
         rows,
         runs=1,

@@ -53,11 +53,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LITELLM_MLFLOW_SERVER_CACHE") or default)
 
 
-def server_python(version: str) -> Path:
-    """An interpreter that runs `mlflow server` of exactly `version` (built on first use, then cached)."""
-    if version == pinned_version():
+def server_python(version: str, postgres: bool = False) -> Path:
+    """An interpreter that runs `mlflow server` of exactly `version` (built on first use, then cached); `postgres`:
+    one that also has a PostgreSQL driver (its own venv, for every version: the project's venvs do not have one)."""
+    if version == pinned_version() and not postgres:
         return Path(sys.executable)
-    target = cache_dir() / version
+    target = cache_dir() / (f"{version}-postgres" if postgres else version)
     python = target / "bin" / "python"
     if (target / ".complete").exists():
         return python
@@ -67,6 +68,8 @@ def server_python(version: str) -> Path:
     requirements = [f"mlflow=={version}"]
     if Version(version) < Version("3.10"):
         requirements.append("sqlalchemy<2.1")
+    if postgres:
+        requirements.append("psycopg2-binary")
     uv = _uv()
     try:
         _run([uv, "venv", "--quiet", "--python", sys.executable, str(staging)])

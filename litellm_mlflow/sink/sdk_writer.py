@@ -34,6 +34,7 @@ class SdkTraceWriter:
     log_spans_supported: bool
     max_in_flight: int = 16
     spans_logged: bool = False  # the spans are already stored (OTLP batch): send the TraceInfo only
+    v2_api: bool = False  # 3.0/3.1: go straight to the v2 calls instead of a StartTraceV3 that answers 404 each time
     requests_sent: int = 0  # as this writer calls them (the client makes more on 3.0/3.1 servers)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,7 +78,8 @@ class SdkTraceWriter:
             # Newer servers derive it from the spans; the 3.0/3.1 v2 API keeps only what the client sends.
             info.trace_metadata[TraceMetadataKey.TOKEN_USAGE] = json.dumps(usage)
         self._count()
-        info = self.client.start_trace(info)
+        v2_start = getattr(self.client.store, "_create_trace_v2_fallback", None) if self.v2_api else None
+        info = v2_start(info) if v2_start is not None else self.client.start_trace(info)
         if info.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value:
             self._count()
             self.client._upload_trace_data(info, TraceData(spans=[trace.span]))

@@ -158,9 +158,11 @@ class MlflowSink:
 
         from litellm_mlflow.sink.sdk_writer import SdkTraceWriter
 
-        log_spans = self.capabilities is not None and self.capabilities.supports_log_spans
+        caps = self.capabilities
+        log_spans = caps is not None and caps.supports_log_spans
+        v2_api = caps is not None and caps.version is not None and caps.server_makes_trace_ids
         client = TracingClient(self.settings.tracking_uri)
-        return SdkTraceWriter(client, log_spans, self.settings.max_in_flight, spans_logged=spans_logged)
+        return SdkTraceWriter(client, log_spans, self.settings.max_in_flight, spans_logged=spans_logged, v2_api=v2_api)
 
     # ------------------------------------------------------------------------------------------ writing
 
