@@ -25,6 +25,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
+
+# LiteLLM points TIKTOKEN_CACHE_DIR at its bundled tokenizers when this module is first imported, which happens lazily
+# inside the first test that counts tokens; the environment restore below would then drop it, and a later test's
+# first o200k (gpt-4o) count would try to download the encoding. Imported here, it is part of every snapshot.
+import litellm.litellm_core_utils.default_encoding  # noqa: F401
 import pytest
 from botocore.stub import Stubber
 
