@@ -6,8 +6,12 @@ seen from a Lambda in the same region) to every request and counts them. Each pa
 the proxy: `ours` is this tree's `litellm_mlflow`, `baseline` the tree of `--baseline-ref` (the sink before
 issue 11), extracted from git. Per path and version: a warm-up batch (experiment, server version, model runs), then
 a batch of `--events` new events timed, then the same batch again (a redelivery) with its failures counted.
-Events are clones of a real LiteLLM payload (three models). The baseline writes one trace at a time, so its batch
-is `--baseline-events` long and its time for 1,000 events is extrapolated from its rate (said so in the table).
+Events are clones of a real LiteLLM payload (three models). Before 3.13 the baseline writes one trace at a time,
+so its batch is `--baseline-events` long and its time for 1,000 events is extrapolated from its rate (said so in
+the table); on 3.13+ both paths get the same batch, and a last row compares ours with the server's own ceiling (the
+same OTLP bodies posted back to back by a bare HTTP client). `--postgres URI` puts each server's store in its own
+database on a PostgreSQL server instead of sqlite (SageMaker keeps MLflow's data in PostgreSQL); `--merge` keeps
+the figures of versions not run this time.
 """
 
 from __future__ import annotations
@@ -253,9 +257,32 @@ def otlp_ceiling(url: str, template: dict, events: int) -> float:
     return events / (time.perf_counter() - started)
 
 
+def version_rows(version: str, measured: dict) -> list[dict]:
+    ours, base = measured["ours"], measured["baseline"]
+    scaled = "" if base["events"] >= 1000 else f"; baseline batch {base['events']}, scaled"
+    rows = [
+        {"metric": f"MLflow {version}: events/s per consumer", "ours": round(ours["events_per_s"], 1),
+         "baseline": round(base["events_per_s"], 1), "unit": "events/s"},
+        {"metric": f"MLflow {version}: HTTP requests per event", "ours": round(ours["requests_per_event"], 2),
+         "baseline": round(base["requests_per_event"], 2), "unit": "requests"},
+        {"metric": f"MLflow {version}: time for 1,000 events", "ours": round(ours["seconds_per_1000"], 1),
+         "baseline": round(base["seconds_per_1000"], 1), "unit": "s", "target": "<= 30 s",
+         "note": f"ours batch {ours['events']}{scaled}"},
+        {"metric": f"MLflow {version}: failed records on redelivery", "ours": ours["redelivery_failed"],
+         "baseline": base["redelivery_failed"], "unit": "records", "target": "0"},
+    ]  # fmt: skip
+    if "ceiling_events_per_s" in ours:
+        rows.append({
+            "metric": f"MLflow {version}: events/s vs the server's ceiling (same OTLP bodies, no consumer)",
+            "ours": round(ours["events_per_s"], 1), "baseline": round(ours["ceiling_events_per_s"], 1),
+            "unit": "events/s", "target": ">= 0.8x",
+        })  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench.bench_consumer import template_payload
-    from bench.common import write_result
+    from bench.common import RESULTS_DIR, write_result
     from litellm_mlflow.local.mlflow_versions import all_versions, server_python
     from litellm_mlflow.local.servers import MlflowServer
 
@@ -265,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-events", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
+    parser.add_argument("--merge", action="store_true", help="keep the other versions' figures of the last run")
     parser.add_argument(
         "--postgres",
         metavar="URI",
@@ -274,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     template = template_payload()
-    rows, figures = [], {}
+    figures: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-versions-") as workdir:
         old_tree = baseline_tree(args.baseline_ref, Path(workdir) / "baseline")
         (old_tree / "bench").symlink_to(REPO_ROOT / "bench")
@@ -286,34 +314,22 @@ def main(argv: list[str] | None = None) -> int:
                 proxy = LatencyProxy(server.port, args.latency_ms / 1000)
                 try:
                     ours = run_path("ours", REPO_ROOT, proxy.url, proxy, template, args.events)
-                    base = run_path("baseline", old_tree, proxy.url, proxy, template, args.baseline_events)
+                    fast = Version(version) >= Version("3.13")  # the OTLP path: same batch for both
+                    base_events = args.events if fast else args.baseline_events
+                    base = run_path("baseline", old_tree, proxy.url, proxy, template, base_events)
                     if Version(version) >= Version("3.13"):
                         ours["ceiling_events_per_s"] = otlp_ceiling(proxy.url, template, args.events)
                 finally:
                     proxy.close()
             figures[version] = {"ours": ours, "baseline": base}
             print(f"{version}: ours {ours}\n{' ' * len(version)}  baseline {base}", flush=True)
-            extrapolated = "" if args.baseline_events >= 1000 else f"; baseline batch {args.baseline_events}, scaled"
-            rows += [
-                {"metric": f"MLflow {version}: events/s per consumer", "ours": round(ours["events_per_s"], 1),
-                 "baseline": round(base["events_per_s"], 1), "unit": "events/s"},
-                {"metric": f"MLflow {version}: HTTP requests per event", "ours": round(ours["requests_per_event"], 2),
-                 "baseline": round(base["requests_per_event"], 2), "unit": "requests"},
-                {"metric": f"MLflow {version}: time for 1,000 events", "ours": round(ours["seconds_per_1000"], 1),
-                 "baseline": round(base["seconds_per_1000"], 1), "unit": "s", "target": "<= 30 s",
-                 "note": f"ours batch {args.events}{extrapolated}"},
-                {"metric": f"MLflow {version}: failed records on redelivery", "ours": ours["redelivery_failed"],
-                 "baseline": base["redelivery_failed"], "unit": "records", "target": "0"},
-            ]  # fmt: skip
-            if "ceiling_events_per_s" in ours:
-                rows.append({
-                    "metric": f"MLflow {version}: events/s vs the server's ceiling (same OTLP bodies, no consumer)",
-                    "ours": round(ours["events_per_s"], 1), "baseline": round(ours["ceiling_events_per_s"], 1),
-                    "unit": "events/s", "target": ">= 0.8x",
-                })  # fmt: skip
+    name = "versions_postgres" if args.postgres else "versions"
+    if args.merge and (RESULTS_DIR / f"{name}.json").exists():
+        figures = {**json.loads((RESULTS_DIR / f"{name}.json").read_text())["figures"], **figures}
+    rows = [row for version, measured in figures.items() for row in version_rows(version, measured)]
     backend = "PostgreSQL" if args.postgres else "sqlite"
     write_result(
-        "versions_postgres" if args.postgres else "versions",
+        name,
         f"Consumer sink per MLflow server version behind a {args.latency_ms:g} ms proxy ({backend}), single run",
         COMMAND,
         rows,
