@@ -37,6 +37,7 @@ def common_consumer_statements(synth: Synth) -> list[dict[str, Any]]:
     stack = synth.stack
     return [
         allow(LOG_WRITE, get_att(synth.logical_id(stack.node.find_child("ConsumerLogs")))),
+        allow(["sqs:SendMessage"], get_att(synth.logical_id(stack.ingest.dead_letter_queue))),
         allow(SQS_CONSUME, get_att(synth.logical_id(stack.ingest.queue))),
     ]
 
