@@ -25,6 +25,9 @@ PAGE_SIZE = 500
 class StoredTraceLookup:
     client: object  # mlflow TracingClient or MlflowClient: anything with search_traces
     server_makes_trace_ids: bool = False  # 3.0/3.1: the v2 API assigns ids, the event id is only in a tag
+    # Where a trace's spans are written before its StartTrace (3.6-3.12), a trace whose StartTrace failed exists
+    # without tags: it counts as stored only once the StartTrace's `event_id` tag is there.
+    require_event_tag: bool = False
     max_pages: int = 10
     requests_sent: int = 0
 
@@ -57,6 +60,8 @@ class StoredTraceLookup:
             )
             for trace in page:
                 info = trace.info
+                if self.require_event_tag and EVENT_ID_TAG not in info.tags:
+                    continue
                 if info.trace_id in by_trace_id:
                     found.add(info.trace_id)
                     continue

@@ -148,7 +148,9 @@ class MlflowSink:
             max_in_flight=self.settings.max_in_flight,
         )
         self._stored_lookup = StoredTraceLookup(
-            TracingClient(self.settings.tracking_uri), server_makes_trace_ids=capabilities.server_makes_trace_ids
+            TracingClient(self.settings.tracking_uri),
+            server_makes_trace_ids=capabilities.server_makes_trace_ids,
+            require_event_tag=capabilities.mode is not TraceWriteMode.OTLP and capabilities.supports_log_spans,
         )
         self._trace_writer, self._metrics_writer = trace_writer, metrics_writer
         logger.info("MLflow sink ready: %s, experiment %s", capabilities.describe(), experiment_id)

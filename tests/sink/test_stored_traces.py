@@ -60,3 +60,13 @@ def test_an_unread_window_is_checked_one_by_one_where_rewriting_would_duplicate(
     lookup = StoredTraceLookup(FakeClient(stored), server_makes_trace_ids=True, max_pages=1)
     assert lookup.stored(batch) == {trace.trace_id for trace in batch}  # the fake finds every one-by-one search
     assert lookup.requests_sent == 1 + 3
+
+
+def test_where_spans_go_first_a_trace_without_its_starttrace_tag_is_not_stored():
+    batch = [trace(f"e{i}", 1000.0 + i) for i in range(2)]
+    stored = [
+        SimpleNamespace(trace_id=batch[0].trace_id, tags={"event_id": "e0"}, client_request_id="e0"),
+        SimpleNamespace(trace_id=batch[1].trace_id, tags={}, client_request_id=None),  # spans only
+    ]
+    assert StoredTraceLookup(FakeClient(stored), require_event_tag=True).stored(batch) == {batch[0].trace_id}
+    assert StoredTraceLookup(FakeClient(stored)).stored(batch) == {batch[0].trace_id, batch[1].trace_id}
