@@ -3,7 +3,8 @@ installed by `make browser`, driven by Playwright's Python package; never `playw
 
 The Overview's cost breakdown lists every priced model group and not the one LiteLLM could not price; the Traces
 list, grouped by session, lists the sessions the clients sent; the trace name column shows model groups and the tag
-columns are only team, key, end user and org. The screenshots go to docs/images/ (the README shows them).
+columns are only team, key, end user and org. Screenshots go to the test's temporary directory, or to docs/images/
+(what the README shows) with LITELLM_MLFLOW_UPDATE_SCREENSHOTS=1, so a test run leaves the tree clean.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
+README_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 PRICED_GROUPS = ("claude-sonnet", "gpt-4o", "gpt-4o-mini", "tools")
 TAG_COLUMNS = {"end_user", "key_alias", "org_alias", "org_id", "team_alias", "team_id"}
 TIMEOUT_MS = 60_000
@@ -92,9 +93,10 @@ def cost_breakdown_card(page):
     raise AssertionError("the Overview's Cost Breakdown card never listed a model")
 
 
-def test_overview_sessions_and_trace_list_show_the_demo(demo_experiment, page):
+def test_overview_sessions_and_trace_list_show_the_demo(demo_experiment, page, tmp_path):
     experiment_url, plans = demo_experiment
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshots = README_IMAGES if os.environ.get("LITELLM_MLFLOW_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    screenshots.mkdir(parents=True, exist_ok=True)
 
     open_view(page, experiment_url, "Cost Breakdown")  # the experiment opens on its Overview
     card = cost_breakdown_card(page)
@@ -102,7 +104,7 @@ def test_overview_sessions_and_trace_list_show_the_demo(demo_experiment, page):
     assert shares == set(PRICED_GROUPS), f"cost breakdown lists {sorted(shares)}"
     assert UNPRICED_MODEL_GROUP not in shares  # its cost is unknown, not $0
     card.scroll_into_view_if_needed()
-    card.screenshot(path=SCREENSHOTS / "overview-cost-breakdown.png")
+    card.screenshot(path=screenshots / "overview-cost-breakdown.png")
     token_usage = page.get_by_text("Token Usage", exact=True).first
     token_usage.scroll_into_view_if_needed()
     assert "cache read" in page.inner_text("main")
@@ -111,7 +113,7 @@ def test_overview_sessions_and_trace_list_show_the_demo(demo_experiment, page):
     sessions = {plan.session_id for plan in plans} - {None}
     for session in sessions:
         page.get_by_text(session, exact=True).first.wait_for()
-    page.screenshot(path=SCREENSHOTS / "sessions.png")
+    page.screenshot(path=screenshots / "sessions.png")
 
     open_view(page, f"{experiment_url}/traces", "Input")
     page.get_by_role("button", name="Display").click()
@@ -127,4 +129,4 @@ def test_overview_sessions_and_trace_list_show_the_demo(demo_experiment, page):
     for group in ("claude-sonnet", "gpt-4o"):
         table.get_by_text(group, exact=True).first.wait_for()
     assert table.get_by_text("litellm-completion", exact=True).count() == 0
-    page.screenshot(path=SCREENSHOTS / "traces.png")
+    page.screenshot(path=screenshots / "traces.png")
