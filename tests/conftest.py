@@ -48,15 +48,8 @@ def _restore(saved: dict[str, str]) -> None:
 @pytest.fixture(autouse=True, scope="module")
 def _module_environment() -> Iterator[None]:
     """What a module's fixtures put in os.environ (the local stack's consumer env, the demo's quiet Powertools
-    settings) ends with the module, so no later test runs under another module's settings."""
-    saved = dict(os.environ)
-    yield
-    _restore(saved)
-
-
-@pytest.fixture(autouse=True)
-def _test_environment() -> Iterator[None]:
-    """Same for what code under test sets in os.environ itself (not through monkeypatch)."""
+    settings) ends with the module, so no later test runs under another module's settings. Per module, not per
+    test: a module's long-lived stack keeps the client defaults its sink set on first use (as a Lambda does)."""
     saved = dict(os.environ)
     yield
     _restore(saved)

@@ -113,7 +113,7 @@ def test_any_payload_travels_keeps_its_identity_and_never_carries_a_credential(p
     for count in (event.prompt_tokens, event.completion_tokens, event.total_tokens):
         assert count is None or 0 <= count <= events.MAX_TOKENS
     trace = build_trace(event, "1")
-    assert trace.tags["request_id"] == payload["litellm_call_id"]
+    assert trace.event_id == trace.trace_info().client_request_id == payload["litellm_call_id"]
 
 
 @SETTINGS

@@ -121,7 +121,10 @@ class LocalStack:
     def start_consumer(self) -> None:
         """Run the real consumer handler in this process, fed by the emulated event source mapping."""
         assert self.mlflow is not None
-        os.environ.update(wiring.consumer_env(self.mlflow.url, self.options.experiment))
+        assert self.sqs_server is not None
+        os.environ.update(
+            wiring.consumer_env(self.mlflow.url, self.options.experiment, self.dlq_url, self.sqs_server.url)
+        )
         for key, value in wiring.CONSUMER_ENV_DEFAULTS.items():
             os.environ.setdefault(key, value)
         self.progress("starting the consumer (functions/consumer/handler.py) on the queue")

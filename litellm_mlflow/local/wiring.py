@@ -84,9 +84,15 @@ def proxy_env(sqs_endpoint: str, queue_url: str, master_key: str) -> dict[str, s
     }
 
 
-def consumer_env(mlflow_url: str, experiment: str) -> dict[str, str]:
-    """What the consumer Lambda gets from its function configuration in a deployment."""
-    return {"MLFLOW_TRACKING_URI": mlflow_url, "MLFLOW_EXPERIMENT_NAME": experiment}
+def consumer_env(mlflow_url: str, experiment: str, dlq_url: str, sqs_endpoint: str) -> dict[str, str]:
+    """What the consumer Lambda gets from its function configuration in a deployment (the DLQ it sends records that
+    can never be stored to), plus the local SQS endpoint its boto3 client must use."""
+    return {
+        "MLFLOW_TRACKING_URI": mlflow_url,
+        "MLFLOW_EXPERIMENT_NAME": experiment,
+        "LITELLM_MLFLOW_DLQ_URL": dlq_url,
+        "AWS_ENDPOINT_URL_SQS": sqs_endpoint,
+    }
 
 
 CONSUMER_ENV_DEFAULTS = {

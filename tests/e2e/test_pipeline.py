@@ -16,6 +16,7 @@ from litellm_mlflow.local.demo import quiet_consumer_logs
 from litellm_mlflow.local.demo_traffic import plan_requests, send_all
 from litellm_mlflow.local.stack import LocalStack, LocalStackOptions
 from litellm_mlflow.mlflow_queries import search_traces
+from litellm_mlflow.sink.dead_letter import REASON_ATTRIBUTE
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -160,13 +161,18 @@ def test_mlflow_restart_mid_run_loses_nothing(stack, client):
 
 def test_poison_message_ends_in_the_dlq_and_nothing_else_does(stack, client):
     before = len(all_traces(client))
-    poison = f"not json {uuid.uuid4()}"
+    marker = str(uuid.uuid4())
+    poison = f"not json {marker}"
     stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=poison)
     plans = plan_requests(6, seed=31)
     send_all(stack.proxy_url, plans, concurrency=3)
     poll(
         lambda: stack.queue_depth(stack.dlq_url) == 1 and stack.queue_depth() == 0, 120, "the poison message in the DLQ"
     )
-    assert [m["Body"] for m in stack.dlq_messages()] == [poison]
+    dead = stack.dlq_messages()
+    assert [m["Body"] for m in dead] == [poison]
+    # The consumer dead-letters it itself on the first receive, saying why (no waiting for the redrive policy).
+    reason = dead[0]["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
+    assert reason and marker not in reason  # the reason names what is wrong, never the content
     wait_landed(stack, client, before + len(plans))
     assert len(all_traces(client)) == before + len(plans)
