@@ -1,4 +1,5 @@
-"""The two Lambda functions: the queue consumer and the presigned-URL function behind a function URL.
+"""The Lambda functions: the queue consumer, the presigned-URL function behind a function URL, and the scheduled
+usage rollup (one MLflow run per model group and per team, from the stored traces).
 
 Each gets its own role with no AWS-managed policy: only write access to its own log group plus the grants the
 stack adds, so every permission it holds is visible in this app.
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -26,6 +29,11 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 METRICS_NAMESPACE = "LitellmMlflow"
 CONSUMER_SERVICE = "litellm-mlflow-consumer"
 PRESIGN_SERVICE = "litellm-mlflow-presign"
+ROLLUP_SERVICE = "litellm-mlflow-rollup"
+# Hours close 15 minutes after their end (the rollup's grace); a pass every 10 minutes writes each within 25 and
+# goes on where a pass that ran out of time stopped. A pass with nothing to do is three small requests.
+ROLLUP_SCHEDULE = events.Schedule.rate(Duration.minutes(10))
+ROLLUP_TIMEOUT = Duration.minutes(15)
 RETENTION_BY_DAYS = {  # keys: infra.settings.LOG_RETENTION_DAYS
     1: logs.RetentionDays.ONE_DAY,
     3: logs.RetentionDays.THREE_DAYS,
@@ -95,6 +103,8 @@ class Functions:
     consumer: lambda_.Function
     presign: lambda_.Function
     function_url: lambda_.FunctionUrl
+    rollup: lambda_.Function
+    rollup_schedule: events.Rule
 
 
 def build_functions(
@@ -157,4 +167,42 @@ def build_functions(
         },
     )
     function_url = presign.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
-    return Functions(consumer=consumer, presign=presign, function_url=function_url)
+    rollup, schedule = build_rollup(scope, settings=settings, layer=layer, mlflow_arn=mlflow_arn)
+    return Functions(
+        consumer=consumer, presign=presign, function_url=function_url, rollup=rollup, rollup_schedule=schedule
+    )
+
+
+def build_rollup(
+    scope: Construct, *, settings: StackSettings, layer: lambda_.ILayerVersion, mlflow_arn: str
+) -> tuple[lambda_.Function, events.Rule]:
+    """The usage rollup: one instance at a time (reserved concurrency 1), started by a schedule, no retries (the
+    next scheduled pass is the retry)."""
+    rollup = _python_function(
+        scope,
+        "Rollup",
+        source_dir="rollup",
+        layer=layer,
+        settings=settings,
+        timeout=ROLLUP_TIMEOUT,
+        memory_mb=1024,
+        description="litellm-mlflow rollup: closed hours of stored traces into one MLflow run per model group and team",
+        environment={
+            "MLFLOW_TRACKING_URI": mlflow_arn,
+            "MLFLOW_EXPERIMENT_NAME": settings.experiment_name,
+            "POWERTOOLS_SERVICE_NAME": ROLLUP_SERVICE,
+            "MLFLOW_MODEL_CATALOG_URI": "",
+        },
+    )
+    cfn = rollup.node.default_child
+    assert isinstance(cfn, lambda_.CfnFunction)
+    cfn.reserved_concurrent_executions = 1
+    rollup.configure_async_invoke(retry_attempts=0, max_event_age=Duration.minutes(10))
+    rule = events.Rule(
+        scope,
+        "RollupSchedule",
+        schedule=ROLLUP_SCHEDULE,
+        description="Starts a usage rollup pass (litellm-mlflow)",
+        targets=[targets.LambdaFunction(rollup, retry_attempts=0)],
+    )
+    return rollup, rule

@@ -4,7 +4,7 @@
 so a laptop or CI runner builds the same layer Lambda runs. The pins live in `layers/requirements.txt` (a uv lock
 with hashes, boto3/botocore included: the runtime's own boto3 is not ours to choose and may lack an API presign
 calls); installing it with `--no-deps` means exactly the locked set lands in the layer. Only the `litellm_mlflow`
-modules the two Lambdas import are copied in beside them (LAYER_MODULES), not the proxy, CLI or local-stack code.
+modules the Lambdas import are copied in beside them (LAYER_MODULES), not the proxy, CLI or local-stack code.
 
 `/opt` is read-only in Lambda, so a layer without bytecode recompiles every module on every cold start. The layer
 is compiled here by a CPython 3.13 (the Lambda runtime's version; bytecode is version-specific, not
@@ -31,7 +31,16 @@ LAYER_DIR = REPO_ROOT / "layers"
 REQUIREMENTS = LAYER_DIR / "requirements.txt"
 LIBRARY_DIR = REPO_ROOT / "litellm_mlflow"
 # What the consumer and presign Lambdas import from the library (tests/infra/test_layer.py checks the closure).
-LAYER_MODULES = ("__init__.py", "events.py", "redaction.py", "mlflow_target.py", "usage_metrics.py", "sink", "presign")
+LAYER_MODULES = (
+    "__init__.py",
+    "events.py",
+    "redaction.py",
+    "mlflow_target.py",
+    "usage_metrics.py",
+    "sink",
+    "presign",
+    "rollup",
+)
 LAMBDA_PLATFORM = "manylinux2014_aarch64"
 # Bump when the bundling steps change, so CDK rebuilds the asset instead of reusing a stale one.
 BUNDLER_VERSION = "2"

@@ -160,6 +160,22 @@ class MlflowTarget(Construct):
                 "ids, so PutObject is granted on every key of this one artifact bucket (no read, no delete).",
             )
 
+    def grant_rollup(self, role: iam.IRole) -> None:
+        """What the rollup needs: the MLflow data plane on this one ARN (it reads trace infos and writes runs, never
+        artifacts, so no bucket access)."""
+        if self.kind is MlflowKind.TRACKING_SERVER:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(actions=list(TRACKING_SERVER_LOG_ACTIONS), resources=[self.arn])
+            )
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]",
+                "The MLflow client calls a growing set of sagemaker-mlflow data-plane actions (trace search, runs, "
+                "metrics, logged models); the wildcard is on the action only and scoped to this one tracking server.",
+            )
+        else:
+            role.add_to_principal_policy(iam.PolicyStatement(actions=list(APP_LOG_ACTIONS), resources=[self.arn]))
+
     def grant_presign(self, role: iam.IRole) -> None:
         """What the presign function needs: create a UI link for this one ARN (and describe it, for `info`)."""
         actions = TRACKING_SERVER_PRESIGN_ACTIONS if self.kind is MlflowKind.TRACKING_SERVER else APP_PRESIGN_ACTIONS

@@ -53,6 +53,7 @@ class LitellmMlflowStack(Stack):
         )
         self.mlflow.grant_logging(self.functions.consumer.role)
         self.mlflow.grant_presign(self.functions.presign.role)
+        self.mlflow.grant_rollup(self.functions.rollup.role)
         self.alarms = build_alarms(
             self,
             queue=self.ingest.queue,

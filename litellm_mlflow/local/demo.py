@@ -139,6 +139,9 @@ def run_demo(
         out("\nSummary")
         for line in [*summary.lines(), *usage.lines()]:
             out(line)
+        if stack.rollup is not None:
+            rolled = stack.rollup.run_now(close_open_hour=True)
+            out(f"Usage summaries: {rolled.traces_read} calls rolled up into one run per model group and per team")
         out("")
         for line in where_to_look(ui_link(stack)):
             out(line)

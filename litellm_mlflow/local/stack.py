@@ -2,8 +2,9 @@
 
 This module supervises the processes (start order, readiness, teardown); how they are wired together is in
 `wiring`. The proxy's config names our callback exactly as the README tells users to; the consumer is the real
-`functions/consumer/handler.py`, driven by an emulated SQS event source mapping. `make demo`, the end-to-end test
-and the soak all start it through `LocalStack`.
+`functions/consumer/handler.py`, driven by an emulated SQS event source mapping; the usage rollup runs as a
+periodic task (local/periodic_rollup.py) where the deployed stack has a scheduled Lambda. `make demo`, the
+end-to-end test and the soak all start it through `LocalStack`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from litellm_mlflow.local import wiring
 from litellm_mlflow.local.event_source import Handler, SqsEventSourceEmulator, load_handler
+from litellm_mlflow.local.periodic_rollup import PeriodicRollup
 from litellm_mlflow.local.servers import LOOPBACK, LitellmProxyServer, MlflowServer, SqsServer, offline_env
 from litellm_mlflow.local.stack_state import DEFAULT_WORKDIR, REGION, STATE_FILE, LocalStackState
 
@@ -38,6 +40,7 @@ class LocalStackOptions:
     max_backoff_s: float = 30.0
     start_proxy: bool = True
     start_consumer: bool = True
+    rollup_interval_s: float | None = 60.0  # None: no periodic usage rollup
     models: list[dict[str, Any]] | None = None
     extra_proxy_env: dict[str, str] = field(default_factory=dict)
     # Tests and the soak wrap the real handler to inject faults (e.g. an invocation killed mid-batch).
@@ -59,6 +62,7 @@ class LocalStack:
         self.dlq_url = ""
         self.proxy: LitellmProxyServer | None = None
         self.consumer: SqsEventSourceEmulator | None = None
+        self.rollup: PeriodicRollup | None = None
 
     def start(self) -> LocalStack:
         try:
@@ -73,6 +77,9 @@ class LocalStack:
             self.mlflow.wait_ready()
             if self.options.start_consumer:
                 self.start_consumer()
+            if self.options.rollup_interval_s is not None:
+                self.rollup = PeriodicRollup(self.mlflow.url, self.options.experiment, self.options.rollup_interval_s)
+                self.rollup.start()
             if self.proxy is not None:
                 self.proxy.wait_ready()
             self.state.save(self.workdir)
@@ -82,6 +89,9 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if self.rollup is not None:
+            self.rollup.stop()
+            self.rollup = None
         if self.consumer is not None:
             self.consumer.stop()
             self.consumer = None

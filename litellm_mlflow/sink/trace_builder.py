@@ -301,6 +301,8 @@ def _exception_attributes(event: LLMCallEvent, message: str) -> dict[str, str]:
 # Trace tags people filter on (MLflow search `tag.<name>`); each is written only when LiteLLM gives it.
 TEAM_ID_TAG, TEAM_ALIAS_TAG, KEY_ALIAS_TAG = "team_id", "team_alias", "key_alias"
 END_USER_TAG, ORG_ID_TAG, ORG_ALIAS_TAG = "end_user", "org_id", "org_alias"
+# Streamed calls only: the usage rollup (litellm_mlflow/rollup) reads trace infos, never spans, for its TTFT p50.
+TTFT_TAG = "ttft_ms"
 
 
 def trace_tags(event: LLMCallEvent) -> dict[str, str]:
@@ -317,6 +319,7 @@ def trace_tags(event: LLMCallEvent) -> dict[str, str]:
         ORG_ID_TAG: event.org_id,
         ORG_ALIAS_TAG: event.org_alias,
         REPAIRED_TAG: ",".join((*event.invalid_fields, *event.repaired_fields)),
+        TTFT_TAG: None if event.ttft_ms is None else str(_ms(event.ttft_ms)),
     }
     return {key: _truncate(value, MAX_CHARS_IN_TRACE_INFO_TAGS_VALUE) for key, value in tags.items() if value}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from litellm_mlflow.events import LLMCallEvent
 from litellm_mlflow.mlflow_target import InvalidTrackingUri, parse_tracking_uri
+from litellm_mlflow.sink.late_windows import LateWindowMarker
 from litellm_mlflow.sink.otlp_spans_writer import OtlpSpansTraceWriter
 from litellm_mlflow.sink.otlp_writer import GZIP_MIN_BYTES, OtlpEndpointMissing, OtlpTraceWriter
 from litellm_mlflow.sink.server_caps import ServerCapabilities, TraceWriteMode, detect
@@ -64,6 +65,9 @@ class SinkSettings:
     safety_margin_s: float = 2.0
     max_traces_per_request: int = 200
     max_in_flight: int = 16  # requests in flight on the per-trace and metrics paths (LITELLM_MLFLOW_SINK_MAX_IN_FLIGHT)
+    # Per-call metric points in one run per deployment (the layout before the usage rollup); off by default: the
+    # rollup's summary runs replace them at a fraction of the server's work.
+    call_metrics: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> SinkSettings:
@@ -81,11 +85,15 @@ class SinkSettings:
         in_flight = (env.get("LITELLM_MLFLOW_SINK_MAX_IN_FLIGHT") or "16").strip()
         if not in_flight.isdigit() or int(in_flight) < 1:
             raise SinkConfigError(f"LITELLM_MLFLOW_SINK_MAX_IN_FLIGHT must be a whole number >= 1, not {in_flight!r}")
+        call_metrics = (env.get("LITELLM_MLFLOW_CALL_METRICS") or "false").strip().lower()
+        if call_metrics not in ("true", "false"):
+            raise SinkConfigError(f"LITELLM_MLFLOW_CALL_METRICS must be true or false, not {call_metrics!r}")
         return cls(
             tracking_uri=uri,
             experiment_name=(env.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT_NAME).strip(),
             trace_mode=None if mode == "auto" else TraceWriteMode(mode),
             max_in_flight=int(in_flight),
+            call_metrics=call_metrics == "true",
         )
 
 
@@ -99,6 +107,7 @@ class MlflowSink:
         self._trace_writer = None
         self._metrics_writer = None
         self._stored_lookup = None
+        self._late_marker: LateWindowMarker | None = None
 
     @classmethod
     def from_env(cls) -> MlflowSink:
@@ -110,7 +119,7 @@ class MlflowSink:
 
     def ensure_ready(self, deadline: float | None = None) -> None:
         """Resolve the experiment (created if missing), the server's trace path and the model-run cache."""
-        if self._metrics_writer is not None:
+        if self._late_marker is not None:
             return
         import mlflow
         from mlflow.tracing.client import TracingClient
@@ -139,20 +148,23 @@ class MlflowSink:
             trace_writer = OtlpSpansTraceWriter(spans, self._sdk_writer(spans_logged=True))
         else:
             trace_writer = self._sdk_writer()
-        runs = ModelRuns(client, experiment_id)
-        runs.load()
+        metrics_writer = None
+        if self.settings.call_metrics:
+            runs = ModelRuns(client, experiment_id)
+            runs.load()
+            metrics_writer = MetricsWriter(
+                runs,
+                points_per_request=points_per_request(capabilities.version),
+                max_in_flight=self.settings.max_in_flight,
+            )
         self.experiment_id, self.capabilities = experiment_id, capabilities
-        metrics_writer = MetricsWriter(
-            runs,
-            points_per_request=points_per_request(capabilities.version),
-            max_in_flight=self.settings.max_in_flight,
-        )
         self._stored_lookup = StoredTraceLookup(
             TracingClient(self.settings.tracking_uri),
             server_makes_trace_ids=capabilities.server_makes_trace_ids,
             require_event_tag=capabilities.mode is not TraceWriteMode.OTLP and capabilities.supports_log_spans,
         )
         self._trace_writer, self._metrics_writer = trace_writer, metrics_writer
+        self._late_marker = LateWindowMarker(client, experiment_id)
         logger.info("MLflow sink ready: %s, experiment %s", capabilities.describe(), experiment_id)
 
     def _sdk_writer(self, spans_logged: bool = False):
@@ -217,6 +229,12 @@ class MlflowSink:
                 result.failed[index] = reason
 
         stored = [events[idx[0]] for trace_id, idx in indexes_by_trace.items() if trace_id not in trace_failures]
+        late_failures = self._mark_late(stored)
+        if late_failures:
+            stored = [event for event in stored if event.event_id not in late_failures]
+            _fail(result, events, late_failures)
+        if metrics_writer is None:
+            return result
         stored_before = {events[index].event_id for index in result.already_stored}
         metric_before = metrics_writer.requests_sent
         try:
@@ -225,11 +243,24 @@ class MlflowSink:
             reason = f"MLflow unavailable while writing metrics: {type(exc).__name__}: {_short(exc)}"
             metric_failures = {event.event_id: reason for event in stored}
         result.metric_requests = metrics_writer.requests_sent - metric_before
-        if metric_failures:
-            for index, event in enumerate(events):
-                if event.event_id in metric_failures and index not in result.failed:
-                    result.failed[index] = metric_failures[event.event_id]
+        _fail(result, events, metric_failures)
         return result
+
+    def _mark_late(self, stored: Sequence[LLMCallEvent]) -> dict[str, str]:
+        """Reopen the hours of traces stored after their hour closed; a call whose mark failed goes back to SQS."""
+        assert self._late_marker is not None
+        try:
+            self._late_marker.mark(stored)
+        except Exception as exc:
+            reason = f"stored, but the rollup could not be told about it: {type(exc).__name__}: {_short(exc)}"
+            return dict.fromkeys((event.event_id for event in stored), reason)
+        return {}
+
+
+def _fail(result: WriteResult, events: Sequence[LLMCallEvent], failures: dict[str, str]) -> None:
+    for index, event in enumerate(events):
+        if event.event_id in failures and index not in result.failed:
+            result.failed[index] = failures[event.event_id]
 
 
 def resolve_experiment(client, name: str) -> str:

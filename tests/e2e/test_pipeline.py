@@ -1,6 +1,6 @@
 """End to end on the local stack: real LiteLLM proxy (our callback in its config) -> moto SQS -> the real consumer
 handler under emulated Lambda semantics -> a real MLflow server. Every request must appear exactly once as a trace
-with its details; per-model metrics must match; an MLflow restart loses nothing; a poison message ends in the DLQ.
+with its details; the usage summaries must match; an MLflow restart loses nothing; a poison message ends in the DLQ.
 """
 
 from __future__ import annotations
@@ -123,20 +123,22 @@ def test_every_request_lands_once_with_its_details(stack, client):
         assert abs(start_ms / 1000 - time.time()) < 600, "trace is back-dated to the call, which just happened"
 
 
-def test_per_model_metrics_match_the_requests(stack, client):
-    traces = all_traces(client, include_spans=True)
-    per_model = Counter(t.data.spans[0].attributes["litellm.deployment"] for t in traces)
-    errors = Counter(t.data.spans[0].attributes["litellm.deployment"] for t in traces if t.info.state.value == "ERROR")
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
-    assert set(per_model) <= set(runs), f"runs {sorted(runs)} vs models {sorted(per_model)}"
-    for model, count in per_model.items():
-        run_id = runs[model].info.run_id
-        latency = client.get_metric_history(run_id, "latency_ms")
-        error = client.get_metric_history(run_id, "error")
-        assert len(latency) == count, model
-        assert sum(point.value for point in error) == errors[model], model
-        assert runs[model].data.params["model"] == model
+def test_usage_summaries_match_the_requests(stack, client):
+    traces = all_traces(client)
+    group = {t.info.trace_id: t.info.tags["mlflow.traceName"] for t in traces}  # the model group
+    per_group = Counter(group.values())
+    errors = Counter(group[t.info.trace_id] for t in traces if t.info.state.value != "OK")
+    stack.rollup.run_now(close_open_hour=True)  # what the periodic task does once the hour has closed
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    summaries = client.search_runs([experiment_id], filter_string="tags.`litellm_mlflow.summary` LIKE '%'")
+    runs = {run.info.run_name: run for run in summaries}
+    for name, count in per_group.items():
+        run = runs[f"model group: {name}"]
+        assert run.info.status == "FINISHED"
+        assert run.data.metrics["total/requests"] == count, name
+        assert run.data.metrics["total/errors"] == errors[name], name
+        hourly = client.get_metric_history(run.info.run_id, "hour/requests")
+        assert sum(point.value for point in hourly) == count and all(point.step < 10**6 for point in hourly)
 
 
 def test_mlflow_restart_mid_run_loses_nothing(stack, client):

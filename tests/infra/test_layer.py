@@ -1,5 +1,5 @@
 """The Lambda layer: inputs decide its hash; the real build (pip, arm64 wheels, no Docker, bytecode compiled by
-Python 3.13) holds what the two handlers import and nothing of the proxy, CLI or local stack."""
+Python 3.13) holds what the handlers import and nothing of the proxy, CLI or local stack."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.infra.client_calls import botocore_operations, client_method_calls, m
 from tests.infra.import_closure import library_files_reached, resolvable_in, third_party_imports
 
 REPO_ROOT = layer_bundling.REPO_ROOT
-HANDLERS = [REPO_ROOT / "functions" / "consumer" / "handler.py", REPO_ROOT / "functions" / "presign" / "handler.py"]
+HANDLERS = [REPO_ROOT / "functions" / name / "handler.py" for name in ("consumer", "presign", "rollup")]
 
 
 def layer_pins() -> dict[str, str]:
@@ -123,7 +123,7 @@ def test_make_synth_bundles_a_real_arm64_layer_under_budget(tmp_path: Path, caps
     calls = client_method_calls(handler_code_files())
     assert missing_methods(calls, botocore_operations(layer / "botocore" / "data", set(calls))) == []
 
-    # Everything the two handlers import (through litellm_mlflow) is in the layer itself.
+    # Everything the handlers import (through litellm_mlflow) is in the layer itself.
     needed = third_party_imports(REPO_ROOT, HANDLERS)
     assert "mlflow.tracking" in needed or "mlflow" in needed
     missing = {name: sorted(users) for name, users in needed.items() if not resolvable_in(layer, name)}

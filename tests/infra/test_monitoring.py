@@ -63,7 +63,7 @@ def consumer_environment(synth: Synth) -> dict[str, str]:
     (consumer,) = [
         f["Properties"]
         for f in synth.resources("AWS::Lambda::Function").values()
-        if "MLFLOW_EXPERIMENT_NAME" in f["Properties"]["Environment"]["Variables"]
+        if f["Properties"]["Environment"]["Variables"].get("POWERTOOLS_SERVICE_NAME") == "litellm-mlflow-consumer"
     ]
     return {k: v for k, v in consumer["Environment"]["Variables"].items() if isinstance(v, str)}
 

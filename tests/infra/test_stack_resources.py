@@ -128,7 +128,7 @@ def test_event_source_mapping_batches_and_reports_item_failures(app_mode: Synth)
 
 def test_log_groups_have_retention(app_mode: Synth) -> None:
     groups = app_mode.resources("AWS::Logs::LogGroup")
-    assert len(groups) == 2
+    assert len(groups) == 3  # consumer, presign, rollup
     assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {30}
 
 
@@ -220,3 +220,63 @@ def test_no_policy_in_the_stack_grants_on_every_resource(app_mode: Synth, tracki
 def test_lambda_roles_carry_no_aws_managed_policy(app_mode: Synth) -> None:
     for role in app_mode.resources("AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_rollup_function_runs_alone_on_a_schedule_with_mlflow_access_only(
+    app_mode: Synth, tracking_server_mode: Synth
+) -> None:
+    stack = app_mode.stack
+    rollup_id = app_mode.logical_id(stack.functions.rollup)
+    app_mode.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Runtime": "python3.13",
+            "Architectures": ["arm64"],
+            "Handler": "handler.handler",
+            "Timeout": 900,
+            "ReservedConcurrentExecutions": 1,
+            "Layers": [{"Ref": app_mode.logical_id(stack.layer)}],
+            "Role": get_att(app_mode.logical_id(stack.functions.rollup.role)),
+            "Environment": {
+                "Variables": {
+                    "MLFLOW_TRACKING_URI": get_att(app_mode.logical_id(stack.mlflow.resource)),
+                    "MLFLOW_EXPERIMENT_NAME": "litellm-monitoring",
+                    "POWERTOOLS_SERVICE_NAME": "litellm-mlflow-rollup",
+                    "MLFLOW_MODEL_CATALOG_URI": "",
+                }
+            },
+        },
+    )
+    app_mode.template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(10 minutes)",
+            "State": "ENABLED",
+            "Targets": [Match.object_like({"Arn": get_att(rollup_id), "RetryPolicy": {"MaximumRetryAttempts": 0}})],
+        },
+    )
+    app_mode.template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig", {"FunctionName": {"Ref": rollup_id}, "MaximumRetryAttempts": 0}
+    )
+    mlflow_arn = get_att(app_mode.logical_id(stack.mlflow.resource))
+    log_group_writes = {"logs:CreateLogStream", "logs:PutLogEvents"}
+    statements = [
+        s for s in app_mode.role_statements(stack.functions.rollup.role) if set(s["Action"]) - log_group_writes
+    ]
+    assert statements == [
+        {
+            "Action": ["sagemaker:CallMlflowAppApi", "sagemaker:DescribeMlflowApp"],
+            "Effect": "Allow",
+            "Resource": mlflow_arn,
+        }
+    ]
+    server = tracking_server_mode.stack
+    server_statements = [
+        s
+        for s in tracking_server_mode.role_statements(server.functions.rollup.role)
+        if set(s["Action"]) - log_group_writes
+    ]
+    assert [s["Action"] for s in server_statements] == [["sagemaker-mlflow:*"]]
+    assert server_statements[0]["Resource"] == get_att(
+        tracking_server_mode.logical_id(server.mlflow.resource), "TrackingServerArn"
+    )

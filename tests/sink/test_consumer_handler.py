@@ -25,6 +25,12 @@ MODEL = "gpt-4o-mini"
 CALL_METRICS = ("latency_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "error", "cache_hit")
 
 
+@pytest.fixture(autouse=True)
+def per_call_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the per-call metric runs, opt-in since the usage rollup replaced them."""
+    monkeypatch.setenv("LITELLM_MLFLOW_CALL_METRICS", "true")
+
+
 def _experiment_id(client: MlflowClient, name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     assert experiment is not None, f"experiment {name} was not created"

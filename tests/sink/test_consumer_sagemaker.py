@@ -15,6 +15,12 @@ TRACKING_SERVER_ARN = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-
 APP_ARN = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-app/app-abcdef123456"
 
 
+@pytest.fixture(autouse=True)
+def per_call_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test counts the per-call metric points, opt-in since the usage rollup replaced them."""
+    monkeypatch.setenv("LITELLM_MLFLOW_CALL_METRICS", "true")
+
+
 @pytest.mark.parametrize(
     ("arn", "service", "arn_header"),
     [

@@ -1,0 +1,256 @@
+"""The rollup: closed hours (and days) of stored traces -> the summary runs' points. Idempotent by construction.
+
+Every figure is a function of the traces MLflow stored for a window (trace ids come from event ids, so a
+redelivered event or two consumers writing the same event leave one trace), and every point's identity is
+(key, step = window index, timestamp = window start, value). Running the rollup again, or twice at once, re-sends
+identical points, which MLflow ignores. A late trace (stored after its hour closed) is marked by the consumer; the
+next pass re-reads that hour and, only if a figure changed, rebuilds the affected runs with the corrected hour, its
+day and the totals after it (MLflow cannot overwrite a point in place).
+
+One pass per invocation: reopened hours first, then every hour closed since the last pass, oldest first, until
+the deadline. It is meant to run as one instance at a time (the Lambda has a reserved concurrency of 1); a second
+instance at once would only repeat identical writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow.entities import Metric
+
+from litellm_mlflow.rollup.figures import TOTAL_FIGURES, CallRecord, WindowPartial, running_totals
+from litellm_mlflow.rollup.state import CLOCK_MARGIN_S, RollupState, grace_seconds
+from litellm_mlflow.rollup.summary_runs import (
+    HOUR_TAG_PREFIX,
+    HourState,
+    Kind,
+    SummaryKey,
+    SummaryRun,
+    SummaryRuns,
+)
+from litellm_mlflow.rollup.trace_reader import read_window
+from litellm_mlflow.rollup.windows import Period, Window, last_closed_hour
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKFILL_HOURS = 7 * 24
+HOUR_PREFIX, DAY_PREFIX, TOTAL_PREFIX = "hour/", "day/", "total/"
+# Hour states are kept this long after their hour: the day is written from them, and a late event of the day
+# before is still corrected from them without re-reading that day's traces.
+KEEP_HOUR_STATES = 48
+
+Points = dict[str, dict[int, Metric]]  # metric key -> step -> point
+
+
+@dataclass
+class RollupReport:
+    hours_written: list[int] = field(default_factory=list)
+    hours_rechecked: list[int] = field(default_factory=list)
+    runs_rebuilt: list[str] = field(default_factory=list)
+    traces_read: int = 0
+    requests_sent: int = 0
+    read_seconds: float = 0.0
+    write_seconds: float = 0.0
+
+
+def aggregate(calls: Iterable[CallRecord], teams: bool = True) -> dict[SummaryKey, WindowPartial]:
+    partials: dict[SummaryKey, WindowPartial] = defaultdict(WindowPartial)
+    for call in calls:
+        partials[SummaryKey(Kind.MODEL_GROUP, call.model_group)].add(call)
+        if teams and call.team:
+            partials[SummaryKey(Kind.TEAM, call.team)].add(call)
+    return dict(partials)
+
+
+def window_metrics(prefix: str, window: Window, partial: WindowPartial) -> list[Metric]:
+    return [Metric(prefix + name, value, window.start_ms, window.step) for name, value in partial.figures().items()]
+
+
+def total_metrics(window: Window, totals: dict[str, float]) -> list[Metric]:
+    return [Metric(TOTAL_PREFIX + name, totals.get(name, 0.0), window.start_ms, window.step) for name in TOTAL_FIGURES]
+
+
+@dataclass
+class Rollup:
+    client: Any
+    experiment_id: str
+    grace_s: float = field(default_factory=grace_seconds)
+    backfill_hours: int = DEFAULT_BACKFILL_HOURS
+    team_summaries: bool = True
+    clock_margin_s: float = CLOCK_MARGIN_S
+
+    def run(self, now_s: float | None = None, deadline: float | None = None) -> RollupReport:
+        """One pass; `deadline` (time.monotonic()) is when to stop starting hours (the next pass goes on)."""
+        now_s = time.time() if now_s is None else now_s
+        report = RollupReport()
+        runs = SummaryRuns(self.client, self.experiment_id)
+        runs.load()
+        state = RollupState.load(self.client, self.experiment_id)
+        last = last_closed_hour(now_s, self.grace_s)
+        for hour in state.reopened(self.clock_margin_s):
+            if _past(deadline):
+                break
+            self._recheck(Window(Period.HOUR, hour), runs, state, report)
+        for hour in range(self._first_hour(state, last), last + 1):
+            if _past(deadline):
+                break
+            state.set_closing(hour)
+            self._write_hour(Window(Period.HOUR, hour), runs, report)
+            state.set_through(hour)
+            report.hours_written.append(hour)
+        if report.hours_written:
+            state.prune(report.hours_written[-1])
+        report.requests_sent = runs.requests_sent
+        return report
+
+    # ------------------------------------------------------------------------------------------ hours
+
+    def _read(self, window: Window, report: RollupReport) -> dict[SummaryKey, WindowPartial]:
+        started = time.perf_counter()
+        calls = list(read_window(self.client, self.experiment_id, window.start_ms, window.end_ms))
+        report.traces_read += len(calls)
+        report.read_seconds += time.perf_counter() - started
+        return aggregate(calls, teams=self.team_summaries)
+
+    def _write_hour(self, hour: Window, runs: SummaryRuns, report: RollupReport) -> None:
+        partials = self._read(hour, report)
+        started = time.perf_counter()
+        for key in partials:
+            runs.get_or_create(key)
+        for run in list(runs.runs.values()):
+            if run.key.kind is Kind.TEAM and not self.team_summaries:
+                continue
+            partial = partials.get(run.key, WindowPartial())
+            totals = running_totals(_totals_before(run, hour.index), partial)
+            metrics = window_metrics(HOUR_PREFIX, hour, partial) + total_metrics(hour, totals)
+            if hour.is_last_hour_of_day:
+                day = hour.day()
+                metrics += window_metrics(DAY_PREFIX, day, _day_partial(run, day, {hour.index: partial}))
+            runs.write(run, metrics, {f"{HOUR_TAG_PREFIX}{hour.index}": HourState(partial, totals).encode()})
+            expired = [f"{HOUR_TAG_PREFIX}{h}" for h in run.hour_indexes() if h <= hour.index - KEEP_HOUR_STATES]
+            runs.delete_tags(run, expired)
+        report.write_seconds += time.perf_counter() - started
+
+    def _first_hour(self, state: RollupState, last: int) -> int:
+        if state.through_hour is not None:
+            return state.through_hour + 1
+        earliest = self.client.search_traces(
+            locations=[self.experiment_id], max_results=1, order_by=["timestamp_ms ASC"], include_spans=False
+        )
+        if not earliest:
+            return last + 1
+        return max(int(earliest[0].info.request_time // 3_600_000), last - self.backfill_hours + 1)
+
+    # ------------------------------------------------------------------------------------------ late traces
+
+    def _recheck(self, hour: Window, runs: SummaryRuns, state: RollupState, report: RollupReport) -> None:
+        started_ms = int(time.time() * 1000)
+        partials = self._read(hour, report)
+        for key in partials:
+            runs.get_or_create(key)
+        for run in list(runs.runs.values()):
+            new = partials.get(run.key, WindowPartial())
+            old = run.hour_state(hour.index)
+            if old is not None and old.partial.encode() == new.encode():
+                continue
+            if old is None and _written_figures(runs, run, hour) == (new.figures() if new.requests else {}):
+                continue
+            self._correct(run, hour, new, runs, report)
+            report.runs_rebuilt.append(run.key.run_name)
+        state.set_checked(hour.index, started_ms)
+        report.hours_rechecked.append(hour.index)
+
+    def _correct(self, run: SummaryRun, hour: Window, new: WindowPartial, runs: SummaryRuns, report: RollupReport):
+        """Rebuild `run` with `hour` replaced by `new`: that hour, its day (if written) and every total after it."""
+        points: Points = {
+            key: {point.step: point for point in sorted(series, key=lambda p: (p.timestamp, p.value))}
+            for key, series in runs.history(run).items()
+        }
+        old_hour = _take_window(points, HOUR_PREFIX, hour.step)
+        _put(points, window_metrics(HOUR_PREFIX, hour, new))
+        figures = new.figures()
+        delta = {name: figures[name] - old_hour.get(name, 0.0) for name in TOTAL_FIGURES}
+        states = {index: run.hour_state(index) for index in run.hour_indexes()}
+        if states.get(hour.index) is None and hour.step not in points.get(TOTAL_PREFIX + "requests", {}):
+            totals_before = _totals_before(run, hour.index)
+            states[hour.index] = HourState(WindowPartial(), {n: totals_before.get(n, 0.0) for n in TOTAL_FIGURES})
+        for index, hour_state in states.items():
+            if hour_state is None or index < hour.index:
+                continue
+            hour_state.partial = new if index == hour.index else hour_state.partial
+            hour_state.totals = {n: round(hour_state.totals.get(n, 0.0) + delta[n], 9) for n in TOTAL_FIGURES}
+        for name in TOTAL_FIGURES:  # totals of hours whose state is gone move by the same delta
+            for step, point in list(points.get(TOTAL_PREFIX + name, {}).items()):
+                if step >= hour.step and states.get(step) is None:
+                    points[TOTAL_PREFIX + name][step] = Metric(
+                        point.key, round(point.value + delta[name], 9), point.timestamp, step
+                    )
+        for index, hour_state in states.items():
+            if hour_state is not None and index >= hour.index:
+                _put(points, total_metrics(Window(Period.HOUR, index), hour_state.totals))
+        day = hour.day()
+        if _take_window(points, DAY_PREFIX, day.step):
+            run.tags.update({f"{HOUR_TAG_PREFIX}{i}": s.encode() for i, s in states.items() if s is not None})
+            _put(points, window_metrics(DAY_PREFIX, day, self._recomputed_day(run, day, report)))
+        tags = {f"{HOUR_TAG_PREFIX}{i}": s.encode() for i, s in states.items() if s is not None}
+        runs.rebuild(run, points, tags)
+
+    def _recomputed_day(self, run: SummaryRun, day: Window, report: RollupReport) -> WindowPartial:
+        if all(run.hour_state(h.index) is not None for h in day.hours()):
+            return _day_partial(run, day, {})
+        # The day's hour states are gone (more than two days late): read the whole day once.
+        return self._read(day, report).get(run.key, WindowPartial())
+
+
+def _day_partial(run: SummaryRun, day: Window, known: dict[int, WindowPartial]) -> WindowPartial:
+    """A day's figures: the merge of its hours (an hour the run has no state for was empty for it)."""
+    merged = WindowPartial()
+    for hour in day.hours():
+        partial = known.get(hour.index)
+        if partial is None:
+            state = run.hour_state(hour.index)
+            partial = state.partial if state else WindowPartial()
+        merged.merge(partial)
+    return merged
+
+
+def _written_figures(runs: SummaryRuns, run: SummaryRun, hour: Window) -> dict[str, float]:
+    """The hour's figures as the run holds them, when its state tag is gone (or the hour was never written)."""
+    history = runs.history(run)
+    return {
+        key[len(HOUR_PREFIX) :]: point.value
+        for key, series in history.items()
+        if key.startswith(HOUR_PREFIX)
+        for point in series
+        if point.step == hour.step
+    }
+
+
+def _totals_before(run: SummaryRun, hour_index: int) -> dict[str, float]:
+    """Running totals through the newest hour before `hour_index` the run has a state for (none: a new run)."""
+    earlier = [index for index in run.hour_indexes() if index < hour_index]
+    state = run.hour_state(earlier[-1]) if earlier else None
+    return dict(state.totals) if state else {}
+
+
+def _take_window(points: Points, prefix: str, step: int) -> dict[str, float]:
+    """Remove a window's points (all keys under `prefix` at `step`); returns their values by figure name."""
+    taken = {}
+    for key, by_step in points.items():
+        if key.startswith(prefix) and step in by_step:
+            taken[key[len(prefix) :]] = by_step.pop(step).value
+    return taken
+
+
+def _put(points: Points, metrics: list[Metric]) -> None:
+    for metric in metrics:
+        points.setdefault(metric.key, {})[metric.step] = metric
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
