@@ -21,6 +21,7 @@ BENCHMARKS = [
     "bench.bench_e2e",
     "bench.bench_layer",
     "bench.bench_usage_metrics",
+    "bench.bench_rollup",
 ]
 
 

@@ -22,6 +22,10 @@ RULES = {
         [*import_graph.modules_under(REPO_ROOT, "litellm_mlflow/sink"), "functions.consumer.handler"],
         {"litellm"},
     ),
+    "the rollup imports litellm or the consumer": (
+        [*import_graph.modules_under(REPO_ROOT, "litellm_mlflow/rollup"), "functions.rollup.handler"],
+        {"litellm", "litellm_mlflow.publish", "litellm_mlflow.sink"},
+    ),
     "the event contract imports a side": (
         ["litellm_mlflow.events"],
         {"litellm_mlflow.publish", "litellm_mlflow.sink", "litellm", "mlflow"},

@@ -1,4 +1,4 @@
-"""Consumer Lambda: an SQS batch of LiteLLM call events -> MLflow traces and per-model metrics.
+"""Consumer Lambda: an SQS batch of LiteLLM call events -> MLflow traces (the rollup Lambda summarises them).
 
 Thin on purpose: decode each record (a bad one fails alone, logged with its message id and the reason, never its
 body), hand the good events to the sink in one bulk write, and answer with the records to retry

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from litellm_mlflow.rollup.rollup import Rollup, RollupReport
+from litellm_mlflow.rollup.service import apply_client_defaults
 from litellm_mlflow.rollup.state import grace_seconds
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class PeriodicRollup:
         """One pass (nothing to do while the experiment does not exist)."""
         from mlflow import MlflowClient
 
+        apply_client_defaults()
         client = MlflowClient(self.tracking_uri)
         experiment = client.get_experiment_by_name(self.experiment)
         if experiment is None:

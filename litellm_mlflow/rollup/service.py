@@ -24,11 +24,18 @@ _CLIENT_HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+    # Finishing a run would otherwise print its UI link (one more request) for every run created.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 
 
 class RollupConfigError(ValueError):
     """The rollup's environment is unusable; the message names the variable."""
+
+
+def apply_client_defaults() -> None:
+    for name, value in _CLIENT_HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 def rollup_from_env(
@@ -47,8 +54,7 @@ def rollup_from_env(
     teams = (env.get("LITELLM_MLFLOW_TEAM_SUMMARIES") or "true").strip().lower()
     if teams not in ("true", "false"):
         raise RollupConfigError(f"LITELLM_MLFLOW_TEAM_SUMMARIES must be true or false, not {teams!r}")
-    for name, value in _CLIENT_HTTP_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    apply_client_defaults()
 
     import mlflow
     from mlflow import MlflowClient

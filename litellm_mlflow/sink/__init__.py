@@ -1,4 +1,4 @@
-"""The MLflow sink: LLM call events -> one trace per call plus per-model runs and metrics, in bulk, with per-event
+"""The MLflow sink: LLM call events -> one trace per call (the usage rollup summarises them), in bulk, with per-event
 failures so nothing is acknowledged before it is stored. Entry point: `MlflowSink.from_env().write(events, deadline)`.
 """
 

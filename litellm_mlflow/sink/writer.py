@@ -1,9 +1,11 @@
 """`MlflowSink`: decoded events in, per-event outcome out. The one entry point the consumer Lambda calls.
 
-Order per batch: traces first (bulk), then metrics for the calls whose trace is stored. A call counts as written only
-when both are known stored; everything else is returned as a failure with a reason, so the handler can hand exactly
-those records back to SQS. Setup (experiment, server version, model runs) happens on first use, not on import, and
-is retried on the next batch if MLflow is unreachable at cold start.
+Order per batch: traces first (bulk); then, for the calls whose trace is stored, the hours the usage rollup has
+already read are reopened (late_windows.py), and per-call metric points are written if switched on
+(LITELLM_MLFLOW_CALL_METRICS; the rollup's summary runs replace them). A call counts as written only when all of it
+is known done; everything else is returned as a failure with a reason, so the handler can hand exactly those records
+back to SQS. Setup (experiment, server version) happens on first use, not on import, and is retried on the next
+batch if MLflow is unreachable at cold start.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class SinkSettings:
 
 
 class MlflowSink:
-    """Writes LLM call events to one MLflow experiment as traces plus per-model metrics."""
+    """Writes LLM call events to one MLflow experiment as traces (plus per-call metrics when switched on)."""
 
     def __init__(self, settings: SinkSettings) -> None:
         self.settings = settings

@@ -1,0 +1,136 @@
+"""The usage rollup's cost for one hour of traces, measured on a real local MLflow server (sqlite), and the metric
+points it writes compared with the per-call points the consumer wrote before (one run per deployment).
+
+`python -m bench.bench_rollup [--traces 20000] [--runs 3]`: starts its own MLflow server and loads --traces calls
+(5 model groups, 10 teams, a third streamed, 5% failures) into one hour through the real sink (OTLP), then rolls
+that hour up --runs times with the window read in 4 slices at once and in one (each pass re-reads and re-writes the
+hour; identical points are ignored by MLflow).
+`--tracking-uri URL --experiment NAME --hour H` measures an existing experiment instead of loading one.
+The pass at 100 calls/s (360,000 traces an hour) is extrapolated linearly from the measured read rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import median, write_result
+from litellm_mlflow.events import LLMCallEvent
+from litellm_mlflow.rollup.rollup import READ_SLICES, Rollup
+from litellm_mlflow.rollup.state import THROUGH_TAG
+
+GROUPS = ("chat", "fast", "coder", "embed", "vision")
+TEAMS = tuple(f"team-{i}" for i in range(10))
+PER_HOUR_AT_100_PER_S = 360_000
+# What the consumer logged per call before the rollup (latency, tokens x3, cost, error, cache hit; ttft for streams).
+PER_CALL_POINTS = 7 + 1 / 3
+
+
+def load(url: str, experiment: str, traces: int, hour: int) -> None:
+    from litellm_mlflow.sink import MlflowSink, SinkSettings
+
+    sink = MlflowSink(SinkSettings(url, experiment))
+    rng = random.Random(14)
+    for first in range(0, traces, 500):
+        events = []
+        for i in range(first, min(traces, first + 500)):
+            start = hour * 3600 + 3600 * i / traces
+            ok = rng.random() > 0.05
+            stream = i % 3 == 0
+            events.append(
+                LLMCallEvent(
+                    event_id=f"bench-{i}",
+                    model=f"{GROUPS[i % 5]}-deployment",
+                    model_group=GROUPS[i % 5],
+                    start_time=start,
+                    end_time=start + rng.uniform(0.2, 4.0),
+                    status="success" if ok else "failure",
+                    prompt_tokens=rng.randint(10, 3000) if ok else None,
+                    completion_tokens=rng.randint(1, 500) if ok else None,
+                    cost_usd=0.001 if ok else None,
+                    team_alias=TEAMS[i % 10],
+                    stream=stream,
+                    completion_start_time=start + 0.15 if stream else None,
+                    messages=[{"role": "user", "content": "hello " * 40}],
+                    response={"choices": [{"message": {"role": "assistant", "content": "ok " * 30}}]},
+                )
+            )
+        result = sink.write(events)
+        assert not result.failed, next(iter(result.failed.values()))
+
+
+def one_pass(client, experiment_id: str, hour: int, slices: int) -> tuple[float, float, object]:
+    """(wall s, client CPU s, report) of a pass that re-reads and re-writes `hour`."""
+    client.set_experiment_tag(experiment_id, THROUGH_TAG, str(hour - 1))
+    rollup = Rollup(client, experiment_id, grace_s=900, read_slices=slices)
+    started, cpu = time.perf_counter(), time.process_time()
+    report = rollup.run(now_s=(hour + 1) * 3600 + 900)
+    assert report.hours_written == [hour], report.hours_written
+    return time.perf_counter() - started, time.process_time() - cpu, report
+
+
+def measure(url: str, experiment: str, hour: int, runs: int) -> list[dict]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(url)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    passes: dict[int, list] = {1: [], READ_SLICES: []}
+    for _ in range(runs):  # interleaved, so both see the same machine load
+        for slices in passes:
+            passes[slices].append(one_pass(client, experiment_id, hour, slices))
+    ours, serial = passes[READ_SLICES], passes[1]
+    traces = ours[0][2].traces_read
+    read_s = median([report.read_seconds for _, _, report in ours])
+    serial_read_s = median([report.read_seconds for _, _, report in serial])
+    write_s = median([report.write_seconds for _, _, report in ours])
+    total_s = median([wall for wall, _, _ in ours])
+    cpu_s = median([cpu for _, cpu, _ in ours])
+    requests = ours[-1][2].requests_sent
+    at_target = read_s * PER_HOUR_AT_100_PER_S / traces + (total_s - read_s)
+    points = round((len(GROUPS) + len(TEAMS)) * (15 + 10 / 24))  # 10 hour figures + 5 totals an hour, 10 a day
+    per_call = round(PER_HOUR_AT_100_PER_S * PER_CALL_POINTS)
+    return [
+        {"metric": "traces in the hour", "ours": traces, "unit": "traces"},
+        {"metric": f"read the hour's trace infos ({READ_SLICES} slices at once vs 1)", "ours": round(read_s, 2),
+         "baseline": round(serial_read_s, 2), "unit": "s"},
+        {"metric": "read rate", "ours": round(traces / read_s), "baseline": round(traces / serial_read_s),
+         "unit": "traces/s"},
+        {"metric": "write the summaries (15 runs)", "ours": round(write_s, 2), "unit": "s",
+         "note": f"{requests} MLflow requests for the writes"},
+        {"metric": "whole pass", "ours": round(total_s, 2), "unit": "s"},
+        {"metric": "client CPU for the pass", "ours": round(cpu_s, 2), "unit": "s"},
+        {"metric": "pass for 360,000 traces/hour (extrapolated)", "ours": round(at_target), "unit": "s",
+         "target": "< 900 (Lambda)", "note": f"{at_target / 36:.1f}% of each hour"},
+        {"metric": "metric points written per hour", "ours": points, "baseline": per_call, "unit": "points/hour",
+         "note": f"baseline: per-call points at 100 calls/s ({per_call // points:,}x as many)"},
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tracking-uri")
+    parser.add_argument("--experiment", default="bench-rollup")
+    parser.add_argument("--hour", type=int, default=int(time.time() // 3600) - 48)
+    args = parser.parse_args(argv)
+    command = "python -m bench.bench_rollup " + " ".join(argv if argv is not None else [])
+    if args.tracking_uri:
+        rows = measure(args.tracking_uri, args.experiment, args.hour, args.runs)
+    else:
+        from litellm_mlflow.local.servers import MlflowServer
+
+        with tempfile.TemporaryDirectory() as workdir, MlflowServer(Path(workdir)) as server:
+            started = time.perf_counter()
+            load(server.url, args.experiment, args.traces, args.hour)
+            print(f"loaded {args.traces} traces in {time.perf_counter() - started:.0f} s")
+            rows = measure(server.url, args.experiment, args.hour, args.runs)
+    write_result("rollup", "Usage rollup: one hour of traces", command.strip(), rows, args.runs)
+    return {"rows": rows}
+
+
+if __name__ == "__main__":
+    main()
