@@ -50,6 +50,12 @@ def gzip_record(raw: bytes) -> dict:
     return record
 
 
+@pytest.fixture(autouse=True)
+def per_call_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repaired model's per-call run is checked below: opt-in since the usage rollup replaced those runs."""
+    monkeypatch.setenv("LITELLM_MLFLOW_CALL_METRICS", "true")
+
+
 @pytest.fixture
 def dlq(sqs_queue, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(DLQ_URL_ENV, sqs_queue.dlq_url)
