@@ -42,10 +42,12 @@ def test_acknowledgments_are_exactly_the_reviewed_ones(app_mode: Synth, tracking
         ("LitellmMlflow/ConsumerRole", bucket_objects),
         ("LitellmMlflow/Consumer", "AwsSolutions-L1"),
         ("LitellmMlflow/Presign", "AwsSolutions-L1"),
+        ("LitellmMlflow/Rollup", "AwsSolutions-L1"),
     }
     assert set(acknowledgments(app_mode)) == expected_app
     assert set(acknowledgments(tracking_server_mode)) == expected_app | {
-        ("LitellmMlflow/ConsumerRole", "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]")
+        ("LitellmMlflow/ConsumerRole", "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]"),
+        ("LitellmMlflow/RollupRole", "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]"),
     }
 
 

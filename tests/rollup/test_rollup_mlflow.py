@@ -86,6 +86,9 @@ def test_rollup_writes_each_closed_hour_its_day_and_running_totals(rolled_up) ->
     chat = runs["model group: chat"]
     assert chat.info.status == "FINISHED"
     run_id = chat.info.run_id
+    # A model output is what MLflow 3's GenAI page keys on: such runs are "Training runs", not "Evaluation runs".
+    assert client.get_run(run_id).outputs.model_outputs
+    assert len(client.search_runs([experiment_id])) == 4  # the consumer made no per-deployment run
     hour_ms = 3_600_000
     starts = [HOUR_22 * hour_ms, HOUR_23 * hour_ms]
     assert series(client, run_id, "hour/requests") == [(HOUR_22, starts[0], 3.0), (HOUR_23, starts[1], 2.0)]
