@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The Lambda side (consumer, presign, the event contract) is tested on the Lambda runtime's Python as well.
 VENV313 := .venv313
 STAMP313 := $(VENV313)/.installed
-LAMBDA_TESTS := tests/sink tests/presign tests/test_events.py
+LAMBDA_TESTS := tests/sink tests/presign tests/rollup tests/test_events.py
 
 # Offline-friendly defaults for everything started from here (no cost-map or model-catalog downloads).
 export LITELLM_LOCAL_MODEL_COST_MAP := True

@@ -216,7 +216,7 @@ def verify(stack: LocalStack, expected: list[dict], poison: list[str], report: S
     summaries = client.search_runs([experiment_id], filter_string="tags.`litellm_mlflow.summary` = 'model_group'")
     totals = {run.info.run_name: run.data.metrics.get("total/requests", 0) for run in summaries}
     groups = Counter(
-        trace.info.tags.get("model_group") or trace.info.tags.get("model")
+        trace.info.tags.get("mlflow.traceName")  # the model group
         for trace in traces
         if trace.info.tags.get("request_id") in by_id
     )

@@ -17,13 +17,24 @@ from litellm_mlflow.sink.trace_builder import (
     ORG_ID_TAG,
     TEAM_ALIAS_TAG,
     TEAM_ID_TAG,
+    TTFT_TAG,
 )  # fmt: skip
 from tests.support.demo_calls import CACHED_MODEL_GROUP, demo_payloads
 from tests.support.litellm_events import sqs_event, sqs_record
 
 pytestmark = pytest.mark.timeout(300)
 
-OUR_TAGS = {"mlflow.traceName", TEAM_ID_TAG, TEAM_ALIAS_TAG, KEY_ALIAS_TAG, END_USER_TAG, ORG_ID_TAG, ORG_ALIAS_TAG}
+# TTFT_TAG: streamed calls only, for the usage rollup (it reads trace infos, never spans).
+OUR_TAGS = {
+    "mlflow.traceName",
+    TEAM_ID_TAG,
+    TEAM_ALIAS_TAG,
+    KEY_ALIAS_TAG,
+    END_USER_TAG,
+    ORG_ID_TAG,
+    ORG_ALIAS_TAG,
+    TTFT_TAG,
+}
 # Tags the server or the write path sets itself (the SDK path's redelivery look-up key among them).
 SYSTEM_TAGS = {"event_id"}
 
