@@ -218,7 +218,7 @@ def verify(stack: LocalStack, expected: list[dict], poison: list[str], report: S
     groups = Counter(
         trace.info.tags.get("mlflow.traceName")  # the model group
         for trace in traces
-        if trace.info.tags.get("request_id") in by_id
+        if call_id_of(trace) in by_id
     )
     for group, count in groups.items():
         rolled = int(totals.get(f"model group: {group}", 0))
