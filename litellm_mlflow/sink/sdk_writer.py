@@ -63,6 +63,41 @@ class SdkTraceWriter:
             list(pool.map(write_one, traces))
         return failures
 
+    @property
+    def spans_after_trace(self) -> bool:
+        """Before 3.6 the spans are an artifact uploaded after StartTrace: a found trace may lack them."""
+        return not self.log_spans_supported and not self.spans_logged
+
+    def repair(self, found: Sequence[tuple[BuiltTrace, object]], deadline: float | None = None) -> dict[str, str]:
+        """Finish traces an earlier delivery started (found stored) where the steps after StartTrace may be missing:
+        the v2 end call (3.0/3.1) and the span artifact, both idempotent. {trace_id: reason} for those not finished."""
+        failures: dict[str, str] = {}
+
+        def finish(item: tuple[BuiltTrace, object]) -> None:
+            trace, stored = item
+            if deadline is not None and time.monotonic() >= deadline:
+                failures[trace.trace_id] = DEADLINE_REASON
+                return
+            try:
+                if self.v2_api and hasattr(self.client.store, "deprecated_end_trace_v2"):
+                    ours = trace.trace_info()
+                    self._count()
+                    self.client.store.deprecated_end_trace_v2(
+                        request_id=stored.trace_id,
+                        timestamp_ms=ours.request_time + ours.execution_duration,
+                        status=ours.status,
+                        request_metadata=ours.trace_metadata,
+                        tags=ours.tags,
+                    )
+                self._count()
+                self.client._upload_trace_data(stored, TraceData(spans=[trace.span]))
+            except Exception as exc:
+                failures[trace.trace_id] = f"could not finish the stored trace: {_short(exc)}"
+
+        with ThreadPoolExecutor(max_workers=max(1, self.max_in_flight)) as pool:
+            list(pool.map(finish, found))
+        return failures
+
     def _write_one(self, trace: BuiltTrace) -> None:
         if self.log_spans_supported and not self.spans_logged:
             self._count()

@@ -12,7 +12,7 @@ and written again elsewhere (the write is idempotent there; only the rate counte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from litellm_mlflow.sink.trace_builder import BuiltTrace
 
@@ -30,11 +30,13 @@ class StoredTraceLookup:
     require_event_tag: bool = False
     max_pages: int = 10
     requests_sent: int = 0
+    found: dict = field(default_factory=dict)  # our trace id -> the stored TraceInfo, from the last look-up
 
     def stored(self, traces: Sequence[BuiltTrace]) -> set[str]:
         """Trace ids (ours, derived from the event) of the traces already on the server."""
         if not traces:
             return set()
+        self.found = {}
         by_trace_id = {trace.trace_id: trace for trace in traces}
         by_event_id = {trace.event_id: trace.trace_id for trace in traces}
         found: set[str] = set()
@@ -43,8 +45,9 @@ class StoredTraceLookup:
             complete &= self._search_window(low, high, by_trace_id, by_event_id, found)
         if not complete and self.server_makes_trace_ids:
             for trace in traces:
-                if trace.trace_id not in found and self._one_is_stored(trace):
+                if trace.trace_id not in found and (info := self._one_stored(trace)) is not None:
                     found.add(trace.trace_id)
+                    self.found[trace.trace_id] = info
         return found
 
     def _search_window(self, low: int, high: int, by_trace_id, by_event_id, found: set[str]) -> bool:
@@ -64,18 +67,21 @@ class StoredTraceLookup:
                     continue
                 if info.trace_id in by_trace_id:
                     found.add(info.trace_id)
+                    self.found[info.trace_id] = info
                     continue
                 event_id = info.tags.get(EVENT_ID_TAG) or getattr(info, "client_request_id", None)
                 if event_id in by_event_id:
                     found.add(by_event_id[event_id])
+                    self.found[by_event_id[event_id]] = info
             token = page.token
             if not token:
                 return True
         return False
 
-    def _one_is_stored(self, trace: BuiltTrace) -> bool:
+    def _one_stored(self, trace: BuiltTrace):
+        """The stored TraceInfo of this event's trace, or None."""
         if "'" in trace.event_id or "\\" in trace.event_id:
-            return False
+            return None
         self.requests_sent += 1
         page = self.client.search_traces(
             locations=[trace.experiment_id],
@@ -83,7 +89,7 @@ class StoredTraceLookup:
             max_results=1,
             include_spans=False,
         )
-        return len(page) > 0
+        return page[0].info if len(page) > 0 else None
 
 
 def _request_time_ms(trace: BuiltTrace) -> int:

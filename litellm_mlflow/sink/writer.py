@@ -216,13 +216,20 @@ class MlflowSink:
             trace_failures = dict.fromkeys(traces, reason)
             already_stored = set()
         else:
-            to_write = [trace for trace_id, trace in traces.items() if trace_id not in already_stored]
+            if getattr(trace_writer, "spans_after_trace", False) and already_stored:
+                found = [(traces[trace_id], lookup.found[trace_id]) for trace_id in already_stored]
+                trace_failures = trace_writer.repair(found, deadline)
+                already_stored -= set(trace_failures)
+            else:
+                trace_failures = {}
+            handled = already_stored | set(trace_failures)
+            to_write = [trace for trace_id, trace in traces.items() if trace_id not in handled]
             try:
-                trace_failures = trace_writer.write(to_write, deadline)
+                trace_failures.update(trace_writer.write(to_write, deadline))
             except OtlpEndpointMissing as exc:
                 logger.warning("%s; switching this container to the SDK trace path", exc)
                 self._trace_writer = self._sdk_writer()
-                trace_failures = self._trace_writer.write(to_write, deadline)
+                trace_failures.update(self._trace_writer.write(to_write, deadline))
         result.trace_requests = trace_writer.requests_sent + lookup.requests_sent - sent_before
         for trace_id in already_stored:
             result.already_stored.update(indexes_by_trace[trace_id])
