@@ -79,6 +79,7 @@ class UsageFigures:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    unpriced_calls: int = 0  # successes LiteLLM could not price: their cost is unknown, not 0
     latencies_ms: list[float] = field(default_factory=list)
 
     @property
@@ -92,6 +93,7 @@ class UsageFigures:
         self.output_tokens += event.completion_tokens or 0
         if event.cost_usd is not None and math.isfinite(event.cost_usd):
             self.cost_usd += event.cost_usd
+        self.unpriced_calls += int(event.cost_unknown)
         self.latencies_ms.append(event.latency_ms)
 
     def merge(self, other: UsageFigures) -> None:
@@ -100,6 +102,7 @@ class UsageFigures:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.cost_usd += other.cost_usd
+        self.unpriced_calls += other.unpriced_calls
         self.latencies_ms.extend(other.latencies_ms)
 
 

@@ -50,5 +50,13 @@ def _line(kind: str, name: str, figures: UsageFigures) -> str:
     return (
         f"    {kind} {name:<24} calls {figures.calls:>4}  errors {figures.errors:>3} "
         f"({figures.error_rate_percent:>3.0f}%)  tokens {figures.input_tokens}/{figures.output_tokens}  "
-        f"cost ${figures.cost_usd:.6f}"
+        f"cost {_cost(figures)}"
     )
+
+
+def _cost(figures: UsageFigures) -> str:
+    """Unpriced calls are unknown, not free: a group of only those says so instead of showing $0."""
+    if figures.unpriced_calls and figures.unpriced_calls == figures.calls - figures.errors:
+        return f"unknown ({figures.unpriced_calls} unpriced call(s))"
+    priced = f"${figures.cost_usd:.6f}"
+    return f"{priced} + {figures.unpriced_calls} unpriced call(s)" if figures.unpriced_calls else priced

@@ -30,3 +30,22 @@ def test_demo_summary_totals_what_the_consumer_published(monkeypatch) -> None:
 def test_demo_summary_without_teams_says_why() -> None:
     lines = UsageTotals().lines()
     assert "no calls stored yet" in lines[1] and "master key" in lines[2]
+
+
+def test_unpriced_calls_read_as_unknown_not_free(monkeypatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    unpriced = {"cost_usd": None, "cost_unknown": True}
+    totals = UsageTotals().subscribe()
+    try:
+        publish_usage(
+            [call("1", group="acme", **unpriced), call("2", group="acme", ok=False, cost_usd=None),
+             call("3", **unpriced), call("4")],
+            WriteResult(total=4),
+        )  # fmt: skip
+    finally:
+        totals.unsubscribe()
+    lines = totals.lines()
+    (acme,) = [line for line in lines if "model group acme" in line]
+    assert "cost unknown (1 unpriced call(s))" in acme and "$" not in acme
+    (chat,) = [line for line in lines if "model group chat" in line]
+    assert "cost $0.001000 + 1 unpriced call(s)" in chat
