@@ -33,6 +33,6 @@ def test_small_soak_loses_and_doubles_nothing(tmp_path):
     assert report.expected_events == 600
     assert report.traces_found == 600 and report.missing == 0 and report.duplicated == 0
     assert report.duplicates_published > 0, "the run must actually publish duplicates"
-    assert report.poison_sent == 6 and report.dlq_messages == 6
+    assert report.poison_sent == 6 and report.dlq_poison_distinct == 6 and report.dlq_not_poison == 0
     assert report.consumer_crashes == 1
     assert report.metric_points == 600
