@@ -136,19 +136,7 @@ class MlflowTarget(Construct):
 
     def grant_logging(self, role: iam.IRole) -> None:
         """What the consumer needs: the MLflow data plane on this one ARN, and object writes to its bucket."""
-        if self.kind is MlflowKind.TRACKING_SERVER:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(actions=list(TRACKING_SERVER_LOG_ACTIONS), resources=[self.arn])
-            )
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]",
-                "The MLflow client calls a growing set of sagemaker-mlflow data-plane actions (runs, metrics, "
-                "traces v3, logged models); the wildcard is on the action only and scoped to this one tracking "
-                "server ARN.",
-            )
-        else:
-            role.add_to_principal_policy(iam.PolicyStatement(actions=list(APP_LOG_ACTIONS), resources=[self.arn]))
+        self._grant_data_plane(role)
         if self._object_arns:
             role.add_to_principal_policy(
                 iam.PolicyStatement(actions=list(ARTIFACT_WRITE_ACTIONS), resources=self._object_arns)
@@ -163,6 +151,9 @@ class MlflowTarget(Construct):
     def grant_rollup(self, role: iam.IRole) -> None:
         """What the rollup needs: the MLflow data plane on this one ARN (it reads trace infos and writes runs, never
         artifacts, so no bucket access)."""
+        self._grant_data_plane(role)
+
+    def _grant_data_plane(self, role: iam.IRole) -> None:
         if self.kind is MlflowKind.TRACKING_SERVER:
             role.add_to_principal_policy(
                 iam.PolicyStatement(actions=list(TRACKING_SERVER_LOG_ACTIONS), resources=[self.arn])
@@ -170,8 +161,9 @@ class MlflowTarget(Construct):
             acknowledge(
                 role,
                 "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]",
-                "The MLflow client calls a growing set of sagemaker-mlflow data-plane actions (trace search, runs, "
-                "metrics, logged models); the wildcard is on the action only and scoped to this one tracking server.",
+                "The MLflow client calls a growing set of sagemaker-mlflow data-plane actions (runs, metrics, "
+                "traces v3, trace search, logged models); the wildcard is on the action only and scoped to this one "
+                "tracking server ARN.",
             )
         else:
             role.add_to_principal_policy(iam.PolicyStatement(actions=list(APP_LOG_ACTIONS), resources=[self.arn]))
