@@ -7,9 +7,10 @@ identical points, which MLflow ignores. A late trace (stored after its hour clos
 next pass re-reads that hour and, only if a figure changed, rebuilds the affected runs with the corrected hour, its
 day and the totals after it (MLflow cannot overwrite a point in place).
 
-One pass per invocation: reopened hours first, then every hour closed since the last pass, oldest first, until
-the deadline. It is meant to run as one instance at a time (the Lambda has a reserved concurrency of 1); a second
-instance at once would only repeat identical writes.
+One pass per invocation: per-deployment runs the per-call writer left RUNNING are finished first (leftover_runs),
+then reopened hours, then every hour closed since the last pass, oldest first, until the deadline. It is
+meant to run as one instance at a time (the Lambda has a reserved concurrency of 1); a second instance at once would
+only repeat identical writes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from mlflow.entities import Metric
 
 from litellm_mlflow.rollup.figures import TOTAL_FIGURES, CallRecord, WindowPartial, running_totals
+from litellm_mlflow.rollup.leftover_runs import finish_leftover_runs
 from litellm_mlflow.rollup.state import CLOCK_MARGIN_S, RollupState, grace_seconds
 from litellm_mlflow.rollup.summary_runs import (
     HOUR_TAG_PREFIX,
@@ -56,6 +58,7 @@ class RollupReport:
     hours_written: list[int] = field(default_factory=list)
     hours_rechecked: list[int] = field(default_factory=list)
     runs_rebuilt: list[str] = field(default_factory=list)
+    leftover_runs_finished: list[str] = field(default_factory=list)
     traces_read: int = 0
     requests_sent: int = 0
     read_seconds: float = 0.0
@@ -95,6 +98,7 @@ class Rollup:
         report = RollupReport()
         runs = SummaryRuns(self.client, self.experiment_id)
         runs.load()
+        report.leftover_runs_finished = finish_leftover_runs(self.client, self.experiment_id, runs.link_output_model)
         state = RollupState.load(self.client, self.experiment_id)
         last = last_closed_hour(now_s, self.grace_s)
         for hour in state.reopened(self.clock_margin_s):

@@ -193,10 +193,11 @@ class SummaryRuns:
         created = self.client.create_run(self.experiment_id, run_name=key.run_name, tags=tags)
         run_id = created.info.run_id
         self.client.set_terminated(run_id, "FINISHED")
-        self._link_output_model(run_id)
+        self.link_output_model(run_id)
         return SummaryRun(key, run_id, dict(created.data.tags))
 
-    def _link_output_model(self, run_id: str) -> None:
+    def link_output_model(self, run_id: str) -> None:
+        """Give the run the shared output model (the UI then lists it with the training runs)."""
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
         try:

@@ -1,6 +1,7 @@
 """The usage rollup against a real MLflow server of every supported version: traces written by the real sink,
 summaries read back through MLflow's API. Redelivery, a second consumer and a second rollup pass change nothing;
-a late trace reopens its hour and the next pass corrects the hour, its day and the totals after it."""
+a late trace reopens its hour and the next pass corrects the hour, its day and the totals after it. Per-deployment
+runs the per-call writer left RUNNING are finished, once."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import pytest
 from mlflow import MlflowClient
 
 from litellm_mlflow.events import LLMCallEvent
+from litellm_mlflow.rollup.leftover_runs import PER_CALL_RUN_TAG
 from litellm_mlflow.rollup.rollup import Rollup
 from litellm_mlflow.rollup.summary_runs import SUMMARY_KEY_TAG
 from litellm_mlflow.sink import MlflowSink, SinkSettings
+from litellm_mlflow.sink.metrics import MODEL_KEY_TAG
 
 DAY = 20_420  # 2025-11-30 (UTC), well in the past: every hour of it is closed and any trace stored now is late
 HOUR_22, HOUR_23 = DAY * 24 + 22, DAY * 24 + 23
@@ -153,3 +156,31 @@ def test_a_late_trace_reopens_its_hour_and_the_next_pass_corrects_hour_day_and_t
     assert runs["model group: fast"].info.run_id == summary_runs(client, experiment_id)["model group: fast"].info.run_id
     quiet = rollup.run(now_s=(DAY + 1) * 86400 + 3600)
     assert quiet.runs_rebuilt == [] and quiet.hours_rechecked == []
+
+
+def test_per_deployment_runs_left_running_by_the_per_call_writer_are_finished_once(versioned_mlflow_server) -> None:
+    url = versioned_mlflow_server.url
+    experiment = f"leftover-{uuid.uuid4().hex[:8]}"
+    old_writer = MlflowSink(SinkSettings(url, experiment, call_metrics=True))  # the layout before the rollup
+    assert not old_writer.write(EVENTS[:3]).failed
+    client = MlflowClient(url)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    assert PER_CALL_RUN_TAG == MODEL_KEY_TAG
+    leftover = client.search_runs([experiment_id], filter_string=f"tags.`{PER_CALL_RUN_TAG}` LIKE '%'")
+    assert [run.info.status for run in leftover] == ["RUNNING"]  # what the UI showed forever
+    run_id = leftover[0].info.run_id
+    rollup = Rollup(client, experiment_id, grace_s=900, clock_margin_s=0)
+
+    assert rollup.run(now_s=(DAY + 1) * 86400 + 1800).leftover_runs_finished == [run_id]
+    finished = client.get_run(run_id)
+    assert finished.info.status == "FINISHED" and finished.info.end_time
+    assert finished.outputs.model_outputs  # listed with the training runs, not under "Evaluation runs"
+    assert finished.data.metrics["latency_ms"] > 0  # its history is kept
+
+    assert rollup.run(now_s=(DAY + 1) * 86400 + 1800).leftover_runs_finished == []  # idempotent
+    unchanged = client.get_run(run_id).info
+    assert (unchanged.status, unchanged.end_time) == ("FINISHED", finished.info.end_time)
+    # A consumer still opted in to per-call points keeps writing to the finished run; it stays finished.
+    assert not old_writer.write(EVENTS[3:5]).failed
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert sorted(value for _, _, value in series(client, run_id, "requests")) == [2.0, 3.0]
