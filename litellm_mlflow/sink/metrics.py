@@ -18,9 +18,9 @@ a redelivered batch would fail every time. On those servers each request carries
 is then idempotent on its own.
 
 Runs: found by the tag `litellm_mlflow.model_key` (a hash of the model name, safe in filters), created when missing.
-Concurrent creators converge on the oldest run (start time, then run id): each looks after creating and again after
-logging the params (a creator that did not see another's run the first time may still rank after it), and one that
-lost deletes its own run before any metric goes to it. Found runs are cached for the life of the Lambda container.
+Concurrent creators elect one run (run_election.py: the run whose creator saw the fewest runs wins, provably the same
+for every creator); a loser deletes its own run before any metric goes to it. Found runs are cached for the life of
+the Lambda container.
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 from packaging.version import Version
 
 from litellm_mlflow.events import LLMCallEvent
+from litellm_mlflow.sink.run_election import Candidate, RunElection
 
 MODEL_KEY_TAG = "litellm_mlflow.model_key"
 MODEL_TAG = "model"
@@ -116,33 +117,39 @@ def metric_requests(
 
 @dataclass
 class ModelRuns:
-    """Find-or-create of the one run per model, cached per container."""
+    """Find-or-create of the one run per model, cached per container (concurrent creators: run_election.py)."""
 
     client: MlflowClient
     experiment_id: str
     run_ids: dict[str, str] = field(default_factory=dict)
     loaded: bool = False
 
+    def __post_init__(self) -> None:
+        self.election = RunElection(self.client, self.experiment_id, MODEL_KEY_TAG)
+
     def load(self) -> None:
-        """One paged search for every model run the experiment already has (the oldest wins per model)."""
+        """One paged search for every model run the experiment already has; keys mid-election are left to run_for."""
         token = None
-        found: dict[str, tuple[int, str]] = {}
+        found: dict[str, list[Candidate]] = {}
         while True:
             page = self.client.search_runs(
                 [self.experiment_id],
                 filter_string=f"tags.`{MODEL_KEY_TAG}` LIKE '%'",
+                run_view_type=ViewType.ALL,
                 max_results=1000,
                 page_token=token,
             )
             for run in page:
                 key = run.data.tags.get(MODEL_KEY_TAG)
-                rank = (run.info.start_time or 0, run.info.run_id)
-                if key and (key not in found or rank < found[key]):
-                    found[key] = rank
+                if key:
+                    found.setdefault(key, []).append(Candidate.of(run))
             token = page.token
             if not token:
                 break
-        self.run_ids.update({key: rank[1] for key, rank in found.items()})
+        for key, candidates in found.items():
+            live = [c for c in candidates if not c.deleted]
+            if live and all(c.view is not None for c in live):
+                self.run_ids[key] = min(live, key=lambda c: c.rank).run_id
         self.loaded = True
 
     def run_for(self, event: LLMCallEvent) -> str:
@@ -151,7 +158,7 @@ class ModelRuns:
         key = model_key(event.model)
         if key not in self.run_ids:
             # Another container (or an earlier attempt of ours that failed half-way) may have made it since load().
-            self.run_ids[key] = self._oldest(key) or self._create(event, key)
+            self.run_ids[key] = self.election.winner(key) or self._create(event, key)
         return self.run_ids[key]
 
     def forget(self, model: str) -> None:
@@ -159,30 +166,20 @@ class ModelRuns:
         self.loaded = False
 
     def _create(self, event: LLMCallEvent, key: str) -> str:
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=event.model[:MAX_RUN_NAME],
-            tags={MODEL_KEY_TAG: key, MODEL_TAG: event.model[:5000], "source": "litellm-mlflow"},
-        )
-        mine = run.info.run_id
-        winner = self._oldest(key) or mine
-        if winner == mine:
+        def create_run(tags: dict[str, str]) -> str:
+            run = self.client.create_run(
+                self.experiment_id,
+                run_name=event.model[:MAX_RUN_NAME],
+                tags={**tags, MODEL_TAG: event.model[:5000], "source": "litellm-mlflow"},
+            )
+            return run.info.run_id
+
+        winner, mine = self.election.create(key, create_run)
+        if mine:
             params = {"model": event.model, "provider": event.provider, "api_base": event.api_base}
             params_list = [Param(k, str(v)[:6000]) for k, v in params.items() if v]
-            self.client.log_batch(mine, params=params_list, synchronous=True)
-            # A creator whose run was not yet visible to our first look sees ours and elects by the same rank; look
-            # again so we elect the same run it does (it needs a create slower than our three requests to slip by).
-            winner = self._oldest(key) or mine
-        if winner != mine:
-            self.client.delete_run(mine)
+            self.client.log_batch(winner, params=params_list, synchronous=True)
         return winner
-
-    def _oldest(self, key: str) -> str | None:
-        runs = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`{MODEL_KEY_TAG}` = '{key}'", max_results=100
-        )
-        ranked = sorted((run.info.start_time or 0, run.info.run_id) for run in runs)
-        return ranked[0][1] if ranked else None
 
 
 @dataclass
