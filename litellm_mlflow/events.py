@@ -25,7 +25,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from litellm_mlflow.redaction import REDACTED, is_secret_key, redact_text
+from litellm_mlflow.redaction import (
+    KEY_INFO,
+    NEEDS_SCAN,
+    REDACTED,
+    SECRET_NAME,
+    TEXT_NEEDS_SCAN,
+    is_secret_key,
+    key_info,
+    redact_scanned,
+    redact_text,
+    text_needs_scan,
+)
 
 SCHEMA = "litellm-mlflow/1"
 ENCODING_ATTRIBUTE = "content-encoding"
@@ -177,6 +188,11 @@ def redact(value: Any) -> Any:
 def prepare_payload(payload: Mapping[str, Any], *, log_content: bool = True) -> dict[str, Any]:
     """What leaves the process: the payload minus what MLflow never needs, secret-named keys redacted, text that
     cannot travel repaired (named in `repairs`), content optional. Values are redacted on the serialised text."""
+    return _prepare(payload, log_content)[0]
+
+
+def _prepare(payload: Mapping[str, Any], log_content: bool) -> tuple[dict[str, Any], bool]:
+    """`prepare_payload`, and whether any name or string in it asked for the value scan (`redaction`)."""
     cleaner = _Cleaner(ENCODE_MAX_DEPTH, raise_too_deep=False)
     event: dict[str, Any] = {}
     details = token_details(payload)
@@ -190,8 +206,19 @@ def prepare_payload(payload: Mapping[str, Any], *, log_content: bool = True) -> 
             continue
         name = key if type(key) is str else _safe_str(key)
         cleaner.field = name
-        if is_secret_key(name) and isinstance(value, _REDACTABLE):
+        if not name.isascii() and _BAD_TEXT.search(name):
+            name = cleaner._text(name)
+        info = KEY_INFO.get(name)
+        if info is None:
+            info = key_info(name)
+        if info & SECRET_NAME and isinstance(value, _REDACTABLE):
             event[name] = REDACTED
+            continue
+        if info & NEEDS_SCAN:
+            cleaner.needs_scan = True
+        kind = type(value)
+        if value is None or kind is float or kind is bool:
+            event[name] = value
             continue
         if name == "metadata" and isinstance(value, Mapping):
             value = {k: v for k, v in value.items() if k not in DROPPED_METADATA_KEYS}
@@ -202,7 +229,7 @@ def prepare_payload(payload: Mapping[str, Any], *, log_content: bool = True) -> 
         event["content_logged"] = False
     if cleaner.repairs:
         event["repairs"] = sorted(cleaner.repairs)
-    return event
+    return event, cleaner.needs_scan
 
 
 _REDACTABLE = (str, bytes, Mapping, list, tuple)
@@ -229,7 +256,7 @@ class _Cleaner:
     U+FFFE / U+FFFF are kept here and escaped in the JSON text (`_escape_nonchars`), so they travel unchanged.
     """
 
-    __slots__ = ("_active", "field", "int_bound", "max_depth", "raise_too_deep", "repairs")
+    __slots__ = ("_active", "field", "int_bound", "max_depth", "needs_scan", "raise_too_deep", "repairs")
 
     def __init__(self, max_depth: int, *, raise_too_deep: bool, int_bound: int = _BIG_INT) -> None:
         self.max_depth = max_depth
@@ -238,11 +265,19 @@ class _Cleaner:
         self.repairs: set[str] = set()
         self.field = "event"
         self._active: set[int] = set()
+        # Whether a name or string copied so far could hold a credential the value scan looks for (`redaction`).
+        self.needs_scan = False
 
     def clean(self, value: Any, depth: int) -> Any:
         kind = type(value)
         if kind is str:
-            return value if value.isascii() or not _BAD_TEXT.search(value) else self._text(value)
+            if not value.isascii() and _BAD_TEXT.search(value):
+                value = self._text(value)
+            if not self.needs_scan:
+                flag = TEXT_NEEDS_SCAN.get(value)
+                if flag or (flag is None and text_needs_scan(value)):
+                    self.needs_scan = True
+            return value
         if kind is dict:
             return self._mapping(value, depth)
         if kind is list or kind is tuple:
@@ -294,19 +329,47 @@ class _Cleaner:
         return None
 
     def _mapping(self, value: Mapping[Any, Any], depth: int) -> Any:
+        """The hot loop of every encode: scalars are copied inline (no call per value), names and short strings are
+        judged through the redaction module's memo tables, so a typical payload costs a dictionary look-up each."""
         stop = self._enter(value, depth)
         if stop is not None:
             return stop
         out: dict[str, Any] = {}
+        child = depth + 1
+        bound = self.int_bound
+        needs_scan = self.needs_scan
+        key_flags = KEY_INFO.get
+        text_flag = TEXT_NEEDS_SCAN.get
         for key, item in value.items():
             if type(key) is not str:
                 key = _safe_str(key)
             if not key.isascii() and _BAD_TEXT.search(key):
                 key = self._text(key)
-            if is_secret_key(key) and isinstance(item, _REDACTABLE):
+            info = key_flags(key)
+            if info is None:
+                info = key_info(key)
+            if info & SECRET_NAME and isinstance(item, _REDACTABLE):
                 out[key] = REDACTED
+                continue
+            if info & NEEDS_SCAN:
+                needs_scan = True
+            kind = type(item)
+            if kind is str:
+                if not item.isascii() and _BAD_TEXT.search(item):
+                    item = self._text(item)
+                if not needs_scan:
+                    flag = text_flag(item)
+                    needs_scan = text_needs_scan(item) if flag is None else flag
+                out[key] = item
+            elif item is None or kind is float or kind is bool or (kind is int and -bound < item < bound):
+                out[key] = item
             else:
-                out[key] = self.clean(item, depth + 1)
+                if needs_scan:
+                    self.needs_scan = True
+                out[key] = self.clean(item, child)
+                needs_scan = self.needs_scan
+        if needs_scan:
+            self.needs_scan = True
         self._active.discard(id(value))
         return out
 
@@ -363,16 +426,18 @@ def encode_event(
             f"max_bytes must be between {SQS_MIN_MESSAGE_BYTES} and {SQS_MAX_MESSAGE_BYTES} (the queue's "
             f"MaximumMessageSize), got {max_bytes}"
         )
-    event = prepare_payload(payload, log_content=log_content)
-    message = _encode(event, max_bytes, compress_threshold)
+    event, needs_scan = _prepare(payload, log_content)
+    message = _encode(event, max_bytes, compress_threshold, needs_scan)
     if message.size <= max_bytes:
         return message
     return _encode_truncated(event, max_bytes, compress_threshold)
 
 
-def _encode(event: dict[str, Any], max_bytes: int, compress_threshold: int) -> EncodedMessage:
-    text = json.dumps({"schema": SCHEMA, "event": event}, default=_safe_str, separators=(",", ":"), ensure_ascii=False)
-    text = _travel_safe(redact_text(text))
+def _encode(event: dict[str, Any], max_bytes: int, compress_threshold: int, needs_scan: bool = True) -> EncodedMessage:
+    """One serialisation of the already cleaned (JSON-native, acyclic) event; the value scan only if it may find
+    something (`needs_scan`: False only when every name and string of `event` was judged safe on the way)."""
+    text = _ENCODER.encode({"schema": SCHEMA, "event": event})
+    text = _travel_safe(redact_scanned(text, needs_scan))
     raw = text.encode("utf-8")
     truncated = bool(event.get("truncated"))
     attributes = {SCHEMA_ATTRIBUTE: {"DataType": "String", "StringValue": SCHEMA}}
@@ -381,6 +446,10 @@ def _encode(event: dict[str, Any], max_bytes: int, compress_threshold: int) -> E
     body = base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
     attributes[ENCODING_ATTRIBUTE] = {"DataType": "String", "StringValue": GZIP_BASE64}
     return EncodedMessage(body, attributes, True, truncated, len(body) + _attributes_size(attributes))
+
+
+# The cleaned event is JSON-native and acyclic: no circular-reference bookkeeping per container.
+_ENCODER = json.JSONEncoder(default=_safe_str, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def _attributes_size(attributes: Mapping[str, Mapping[str, str]]) -> int:

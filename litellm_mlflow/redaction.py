@@ -8,6 +8,11 @@ anything ending in a key, token, secret or password, anything about auth, cookie
 identity fields (key alias, team / user / org ids, the key's hash) and counts (`prompt_tokens`, `max_tokens`) stay.
 Values are scanned on the serialised text (one pass, with a cheap marker check first), so a secret inside any string,
 even inside a JSON document inside a string, is found.
+
+The encoder's walk asks `key_info` / `text_needs_scan` about each name and string it copies (both memoised: a
+proxy's payloads repeat the same names and most values), and runs the value regexes on the serialised text only when
+one of them said so (`redact_scanned`); a string no marker, AWS word or control character can be read into is known
+safe and costs one dictionary look-up.
 """
 
 from __future__ import annotations
@@ -47,19 +52,27 @@ ALLOWED_KEYS = frozenset(
      "key_alias", "team_id", "user_id", "cache_key", "litellm_call_id", "used_client_oauth_token"}
 )  # fmt: skip
 
-_KEY_CACHE: dict[str, bool] = {}
+# What `key_info` says about a name: bit flags, memoised per name (a proxy logs the same few hundred names).
+SECRET_NAME = 1  # its value is replaced by REDACTED
+NEEDS_SCAN = 2  # the name itself holds a marker or an AWS word: the serialised text gets the value scan
+KEY_INFO: dict[str, int] = {}
 _KEY_CACHE_MAX = 8192
+
+
+def key_info(name: str) -> int:
+    """SECRET_NAME and NEEDS_SCAN flags of a mapping key (memoised; read `KEY_INFO.get` first in hot loops)."""
+    known = KEY_INFO.get(name)
+    if known is None:
+        known = (SECRET_NAME if _judge_key(name) else 0) | (NEEDS_SCAN if _judge_text(name) else 0)
+        if len(KEY_INFO) >= _KEY_CACHE_MAX:
+            KEY_INFO.clear()
+        KEY_INFO[name] = known
+    return known
 
 
 def is_secret_key(name: str) -> bool:
     """True for names of credentials in any casing and position; ids, aliases, hashes and counts are kept."""
-    known = _KEY_CACHE.get(name)
-    if known is None:
-        known = _judge_key(name)
-        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
-            _KEY_CACHE.clear()
-        _KEY_CACHE[name] = known
-    return known
+    return bool(key_info(name) & SECRET_NAME)
 
 
 def _judge_key(name: str) -> bool:
@@ -107,6 +120,38 @@ _MARKERS = ("sk-", "akia", "asia", "aiza", "ghp_", "gho_", "ghu_", "ghs_", "ghr_
 # An AWS secret access key has no marker of its own: 40 characters are looked for only where the text mentions AWS,
 # a secret or an access key id (and under any secret-looking key name, by name).
 _AWS_SECRET_CONTEXT = ("aws", "secret", "akia", "asia")
+
+
+# Everything that makes the value scan worth running on a text: the markers, the AWS words, and control characters
+# (JSON writes them as escapes such as \b or \u001e, whose letters could complete a marker in the serialised text).
+_SCAN_TRIGGER = re.compile(
+    "|".join(re.escape(word) for word in (*_MARKERS, *_AWS_SECRET_CONTEXT)) + "|[\x00-\x08\x0b\x0c\x0e-\x1f]"
+)
+TEXT_NEEDS_SCAN: dict[str, bool] = {}
+_TEXT_CACHE_MAX = 8192
+_TEXT_CACHE_MAX_CHARS = 256  # longer strings (prompts, answers) rarely repeat: judged every time, not kept
+
+
+def _judge_text(text: str) -> bool:
+    return _SCAN_TRIGGER.search(text.lower()) is not None
+
+
+def text_needs_scan(text: str) -> bool:
+    """True when `text` could hold (part of) a credential the value scan looks for; memoised for short strings."""
+    known = TEXT_NEEDS_SCAN.get(text)
+    if known is None:
+        known = _judge_text(text)
+        if len(text) <= _TEXT_CACHE_MAX_CHARS:
+            if len(TEXT_NEEDS_SCAN) >= _TEXT_CACHE_MAX:
+                TEXT_NEEDS_SCAN.clear()
+            TEXT_NEEDS_SCAN[text] = known
+    return known
+
+
+def redact_scanned(text: str, needs_scan: bool) -> str:
+    """`redact_text` for serialised text whose every name and string was judged on the way (`needs_scan` is True
+    when any of them asked for the scan): text nothing asked about holds no credential-looking value."""
+    return redact_text(text) if needs_scan else text
 
 
 def redact_text(text: str) -> str:

@@ -15,7 +15,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from litellm_mlflow import events
+from litellm_mlflow import events, redaction
 from litellm_mlflow.events import EventDecodeError
 from litellm_mlflow.sink.trace_builder import build_trace
 
@@ -134,3 +134,26 @@ def test_any_json_value_as_an_event_decodes_or_fails_with_the_documented_error_o
             continue
         with contextlib.suppress(EventDecodeError):
             events.decode_body(text)
+
+
+escape_prone = st.sampled_from(["\x08earer abcdefgh12", "\x08asic dXNlcjpwYXNz", "x\x1eyJhbGciOiJIUzI1NiJ9", "\x1akia"])
+
+
+@SETTINGS
+@given(st.dictionaries(any_text, jsonish, max_size=6), st.lists(st.one_of(escape_prone, credential), max_size=2))
+def test_the_value_scan_is_skipped_only_where_it_would_change_nothing(payload: dict, extra: list) -> None:
+    """The encoder runs the value regexes only when a name or string asked for them; the body must be exactly what
+    scanning the whole serialised text gives (JSON escapes such as \\b included)."""
+    payload["metadata"] = {"extra": extra}
+    event, needs_scan = events._prepare(payload, True)
+    text = events._ENCODER.encode({"schema": events.SCHEMA, "event": event})
+    assert redaction.redact_scanned(text, needs_scan) == redaction.redact_text(text)
+    assert needs_scan or not any(secret in text for secret in (*CREDENTIALS, AWS_SECRET))
+
+
+def test_an_ordinary_payload_skips_the_value_scan() -> None:
+    payload = {"model": "gpt-4o-mini", "metadata": {"user_api_key_team_id": "team-3", "tags": ["a", "b"]},
+               "messages": [{"role": "user", "content": "Summarise the release notes, please."}]}  # fmt: skip
+    assert events._prepare(payload, True)[1] is False
+    payload["messages"].append({"role": "user", "content": "my key is sk-proj-Zq8wYx2Vb7Nc4Md1Lk6Jh3Gf"})
+    assert events._prepare(payload, True)[1] is True
