@@ -34,6 +34,9 @@ class SdkTraceWriter:
     log_spans_supported: bool
     max_in_flight: int = 16
     spans_logged: bool = False  # the spans are already stored (OTLP batch): send the TraceInfo only
+    # The spans go in an OTLP batch after this StartTrace (3.10.x): the TraceInfo only, without the token usage and
+    # cost that the server adds up from the spans (sent here as well, they would count twice).
+    spans_follow: bool = False
     v2_api: bool = False  # 3.0/3.1: go straight to the v2 calls instead of a StartTraceV3 that answers 404 each time
     requests_sent: int = 0  # as this writer calls them (the client makes more on 3.0/3.1 servers)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -99,6 +102,14 @@ class SdkTraceWriter:
         return failures
 
     def _write_one(self, trace: BuiltTrace) -> None:
+        if self.spans_follow:
+            info = trace.trace_info()
+            for key in (TraceMetadataKey.TOKEN_USAGE, TraceMetadataKey.COST):
+                info.trace_metadata.pop(key, None)
+            info.tags[EVENT_ID_TAG] = trace.event_id
+            self._count()
+            self.client.start_trace(info)
+            return
         if self.log_spans_supported and not self.spans_logged:
             self._count()
             self.client.log_spans(trace.experiment_id, [trace.span])

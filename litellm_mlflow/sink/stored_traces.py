@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from litellm_mlflow.sink.trace_builder import BuiltTrace
 
 EVENT_ID_TAG = "event_id"
+# Set by span logging (3.6+); on 3.10.x only span logging sets it, so there it marks a trace whose spans are stored.
+SPANS_LOCATION_TAG = "mlflow.trace.spansLocation"
+SPANS_IN_TRACKING_STORE = "TRACKING_STORE"
 WINDOW_GAP_MS = 5 * 60 * 1000
 PAGE_SIZE = 500
 
@@ -28,21 +31,26 @@ class StoredTraceLookup:
     # Where a trace's spans are written before its StartTrace (3.6-3.12), a trace whose StartTrace failed exists
     # without tags: it counts as stored only once the StartTrace's `event_id` tag is there.
     require_event_tag: bool = False
+    # Where the StartTrace goes first (3.10.x), a trace whose span batch failed exists without spans: it counts as
+    # stored only once span logging has set the spans-location tag.
+    require_spans_tag: bool = False
     max_pages: int = 10
     requests_sent: int = 0
     found: dict = field(default_factory=dict)  # our trace id -> the stored TraceInfo, from the last look-up
+    complete: bool = True  # the last look-up read every window to the end (no stored trace can have been missed)
 
     def stored(self, traces: Sequence[BuiltTrace]) -> set[str]:
         """Trace ids (ours, derived from the event) of the traces already on the server."""
+        self.found, self.complete = {}, True
         if not traces:
             return set()
-        self.found = {}
         by_trace_id = {trace.trace_id: trace for trace in traces}
         by_event_id = {trace.event_id: trace.trace_id for trace in traces}
         found: set[str] = set()
         complete = True
         for low, high in _windows(sorted(_request_time_ms(trace) for trace in traces)):
             complete &= self._search_window(low, high, by_trace_id, by_event_id, found)
+        self.complete = complete
         if not complete and self.server_makes_trace_ids:
             for trace in traces:
                 if trace.trace_id not in found and (info := self._one_stored(trace)) is not None:
@@ -64,6 +72,8 @@ class StoredTraceLookup:
             for trace in page:
                 info = trace.info
                 if self.require_event_tag and EVENT_ID_TAG not in info.tags:
+                    continue
+                if self.require_spans_tag and info.tags.get(SPANS_LOCATION_TAG) != SPANS_IN_TRACKING_STORE:
                     continue
                 if info.trace_id in by_trace_id:
                     found.add(info.trace_id)

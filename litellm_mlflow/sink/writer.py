@@ -142,12 +142,19 @@ class MlflowSink:
         experiment_id = resolve_experiment(client, self.settings.experiment_name)
         self.capabilities = capabilities
         gzip_min_bytes = GZIP_MIN_BYTES if capabilities.accepts_gzip else None
+        lookup = StoredTraceLookup(
+            TracingClient(self.settings.tracking_uri),
+            server_makes_trace_ids=capabilities.server_makes_trace_ids,
+            require_event_tag=capabilities.mode is not TraceWriteMode.OTLP and capabilities.supports_log_spans,
+            require_spans_tag=capabilities.start_trace_first,
+        )
         if capabilities.mode is TraceWriteMode.OTLP:
             per_request = self.settings.max_traces_per_request
             trace_writer = OtlpTraceWriter(transport, per_request, gzip_min_bytes=gzip_min_bytes)
         elif capabilities.mode is TraceWriteMode.OTLP_SPANS:
             spans = OtlpTraceWriter(transport, OTLP_SPANS_TRACES_PER_REQUEST, gzip_min_bytes=gzip_min_bytes)
-            trace_writer = OtlpSpansTraceWriter(spans, self._sdk_writer(spans_logged=True))
+            infos_first = self._sdk_writer(spans_follow=True) if capabilities.start_trace_first else None
+            trace_writer = OtlpSpansTraceWriter(spans, self._sdk_writer(spans_logged=True), infos_first, lookup)
         else:
             trace_writer = self._sdk_writer()
         metrics_writer = None
@@ -159,17 +166,12 @@ class MlflowSink:
                 points_per_request=points_per_request(capabilities.version),
                 max_in_flight=self.settings.max_in_flight,
             )
-        self.experiment_id, self.capabilities = experiment_id, capabilities
-        self._stored_lookup = StoredTraceLookup(
-            TracingClient(self.settings.tracking_uri),
-            server_makes_trace_ids=capabilities.server_makes_trace_ids,
-            require_event_tag=capabilities.mode is not TraceWriteMode.OTLP and capabilities.supports_log_spans,
-        )
+        self.experiment_id, self.capabilities, self._stored_lookup = experiment_id, capabilities, lookup
         self._trace_writer, self._metrics_writer = trace_writer, metrics_writer
         self._late_marker = LateWindowMarker(client, experiment_id)
         logger.info("MLflow sink ready: %s, experiment %s", capabilities.describe(), experiment_id)
 
-    def _sdk_writer(self, spans_logged: bool = False):
+    def _sdk_writer(self, spans_logged: bool = False, spans_follow: bool = False):
         from mlflow.tracing.client import TracingClient
 
         from litellm_mlflow.sink.sdk_writer import SdkTraceWriter
@@ -178,7 +180,14 @@ class MlflowSink:
         log_spans = caps is not None and caps.supports_log_spans
         v2_api = caps is not None and caps.version is not None and caps.server_makes_trace_ids
         client = TracingClient(self.settings.tracking_uri)
-        return SdkTraceWriter(client, log_spans, self.settings.max_in_flight, spans_logged=spans_logged, v2_api=v2_api)
+        return SdkTraceWriter(
+            client,
+            log_spans,
+            self.settings.max_in_flight,
+            spans_logged=spans_logged,
+            spans_follow=spans_follow,
+            v2_api=v2_api,
+        )
 
     # ------------------------------------------------------------------------------------------ writing
 

@@ -70,3 +70,25 @@ def test_where_spans_go_first_a_trace_without_its_starttrace_tag_is_not_stored()
     ]
     assert StoredTraceLookup(FakeClient(stored), require_event_tag=True).stored(batch) == {batch[0].trace_id}
     assert StoredTraceLookup(FakeClient(stored)).stored(batch) == {batch[0].trace_id, batch[1].trace_id}
+
+
+def test_where_starttrace_goes_first_a_trace_without_its_spans_tag_is_not_stored():
+    batch = [trace(f"e{i}", 1000.0 + i) for i in range(2)]
+    spans = {"mlflow.trace.spansLocation": "TRACKING_STORE"}
+    stored = [
+        SimpleNamespace(trace_id=batch[0].trace_id, tags={"event_id": "e0", **spans}, client_request_id="e0"),
+        SimpleNamespace(trace_id=batch[1].trace_id, tags={"event_id": "e1"}, client_request_id="e1"),  # no spans
+    ]
+    lookup = StoredTraceLookup(FakeClient(stored), require_event_tag=True, require_spans_tag=True)
+    assert lookup.stored(batch) == {batch[0].trace_id}
+    assert lookup.complete
+
+
+def test_a_window_not_read_to_the_end_is_reported():
+    batch = [trace(f"e{i}", 1000.0 + i) for i in range(2)]
+    stored = [SimpleNamespace(trace_id=f"x{i}", tags={}, client_request_id=None) for i in range(6)]
+    lookup = StoredTraceLookup(FakeClient(stored), max_pages=1)
+    lookup.stored(batch)
+    assert not lookup.complete
+    lookup.stored([])
+    assert lookup.complete

@@ -143,3 +143,69 @@ def test_big_bodies_are_gzipped_where_the_server_accepts_it():
     assert OtlpTraceWriter(plain, max_traces_per_request=10).write(traces(12)) == {}
     assert plain.encodings == [None, None]
     assert capabilities_for(Version("3.7.0")).accepts_gzip and not capabilities_for(Version("3.6.0")).accepts_gzip
+
+
+@pytest.mark.parametrize(
+    ("version", "first"), [("3.6.0", False), ("3.9.0", False), ("3.10.0", True), ("3.10.1", True), ("3.11.0", False)]
+)
+def test_starttrace_goes_before_the_spans_only_on_3_10(version, first):
+    assert capabilities_for(Version(version)).start_trace_first is first
+
+
+class RecordingClient:
+    """A TracingClient stand-in that keeps the TraceInfos it is sent, in order with the span batches."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def start_trace(self, info):
+        self.log.append(("start", info))
+        return info
+
+
+def test_starttrace_first_leaves_the_span_derived_totals_to_the_server_and_falls_back_when_unsure():
+    from litellm_mlflow.sink.otlp_spans_writer import OtlpSpansTraceWriter
+    from litellm_mlflow.sink.sdk_writer import SdkTraceWriter
+    from litellm_mlflow.sink.stored_traces import StoredTraceLookup
+
+    log: list = []
+    transport = RecordingTransport()
+    original = transport.request
+    transport.request = lambda *a, **k: (log.append(("spans", None)), original(*a, **k))[1]
+    batch = [
+        build_trace(
+            event_from_payload(
+                {
+                    "id": f"e{i}",
+                    "model": "m",
+                    "startTime": 1.0,
+                    "endTime": 2.0,
+                    "response_cost": 0.5,
+                    "prompt_tokens": 3,
+                    "completion_tokens": 4,
+                    "total_tokens": 7,
+                }
+            ),
+            "7",
+        )
+        for i in range(3)
+    ]
+    lookup = StoredTraceLookup(client=None)
+    writer = OtlpSpansTraceWriter(
+        OtlpTraceWriter(transport, 100),
+        SdkTraceWriter(RecordingClient(log), True, 2, spans_logged=True),
+        SdkTraceWriter(RecordingClient(log), True, 2, spans_follow=True),
+        lookup,
+    )
+    assert writer.write(batch) == {}
+    assert [kind for kind, _ in log] == ["start"] * 3 + ["spans"]
+    for _, info in log[:3]:
+        assert "mlflow.trace.tokenUsage" not in info.trace_metadata and "mlflow.trace.cost" not in info.trace_metadata
+        assert info.tags["event_id"] in {"e0", "e1", "e2"} and "mlflow.trace.spansLocation" not in info.tags
+    assert writer.requests_sent == 4
+
+    log.clear()
+    lookup.complete = False  # a stored trace may have been missed: its spans must not be added twice
+    assert writer.write(batch) == {}
+    assert [kind for kind, _ in log] == ["spans"] + ["start"] * 3
+    assert all("mlflow.trace.tokenUsage" in info.trace_metadata for _, info in log[1:])
