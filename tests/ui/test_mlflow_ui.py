@@ -3,8 +3,12 @@ installed by `make browser`, driven by Playwright's Python package; never `playw
 
 The Overview's cost breakdown lists every priced model group and not the one LiteLLM could not price; the Traces
 list, grouped by session, lists the sessions the clients sent; the trace name column shows model groups and the tag
-columns are only team, key, end user and org. Screenshots go to the test's temporary directory, or to docs/images/
-(what the README shows) with LITELLM_MLFLOW_UPDATE_SCREENSHOTS=1, so a test run leaves the tree clean.
+columns are only team, key, end user and org. After the rollup (the local stack's periodic task, closing the open hour
+as the demo does), the summary runs are training runs, not evaluation runs, and a model group's hourly chart has
+hour indexes on its step axis (the per-call points before had steps ~1e15).
+
+Screenshots go to the test's temporary directory, or to docs/images/ (what the README shows) with
+LITELLM_MLFLOW_UPDATE_SCREENSHOTS=1, so a test run leaves the tree clean.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from litellm_mlflow.local.periodic_rollup import PeriodicRollup
 from litellm_mlflow.local.wiring import UNPRICED_MODEL_GROUP
 from tests.support.demo_calls import demo_payloads
 from tests.support.litellm_events import sqs_event, sqs_record
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 CHROMIUM = Path(os.environ.get("LITELLM_MLFLOW_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -32,6 +37,7 @@ README_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 PRICED_GROUPS = ("claude-sonnet", "gpt-4o", "gpt-4o-mini", "tools")
 TAG_COLUMNS = {"end_user", "key_alias", "org_alias", "org_id", "team_alias", "team_id"}
 TIMEOUT_MS = 60_000
+EARLIER_HOURS = 3
 
 
 @pytest.fixture
@@ -47,7 +53,7 @@ def demo_experiment(consumer, mlflow_server, experiment_name, litellm_capture) -
     plans, payloads = demo_payloads(litellm_capture, count=24)
     assert consumer(sqs_event([sqs_record(payload) for payload in payloads])) == {"batchItemFailures": []}
     experiment_id = MlflowClient(mlflow_server.url).get_experiment_by_name(experiment_name).experiment_id
-    return f"{mlflow_server.url}/#/experiments/{experiment_id}", plans
+    return f"{mlflow_server.url}/#/experiments/{experiment_id}", plans, payloads
 
 
 @pytest.fixture
@@ -66,6 +72,30 @@ def page(tmp_path):
             yield context.new_page()
         finally:
             context.close()
+
+
+def earlier_hours(payloads: list[dict], hours: int) -> list[dict]:
+    """Copies of some of the calls, 1..`hours` hours earlier (fewer the earlier), as other calls: the summaries get a
+    few hours to chart."""
+    copies = []
+    for back in range(1, hours + 1):
+        for payload in payloads[: len(payloads) * (hours + 1 - back) // (hours + 1)]:
+            copy = dict(payload)
+            for name in ("id", "litellm_call_id"):
+                if copy.get(name):
+                    copy[name] = f"{copy[name]}-{back}h"
+            for name in ("startTime", "endTime", "completionStartTime"):
+                if isinstance(copy.get(name), (int, float)):
+                    copy[name] -= 3600 * back
+            copies.append(copy)
+    return copies
+
+
+def step_ticks(chart) -> list[float]:
+    """The step axis' tick labels of a chart (plotly writes 499,052 as "499.052k")."""
+    labels = chart.locator("g.xtick text").all_text_contents()
+    scale = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
+    return [float(label[:-1]) * scale[label[-1]] if label[-1] in scale else float(label) for label in labels]
 
 
 def open_view(page, url: str, ready_text: str) -> None:
@@ -93,8 +123,10 @@ def cost_breakdown_card(page):
     raise AssertionError("the Overview's Cost Breakdown card never listed a model")
 
 
-def test_overview_sessions_and_trace_list_show_the_demo(demo_experiment, page, tmp_path):
-    experiment_url, plans = demo_experiment
+def test_overview_sessions_trace_list_and_summary_charts_show_the_demo(
+    demo_experiment, page, tmp_path, consumer, mlflow_server, experiment_name
+):
+    experiment_url, plans, payloads = demo_experiment
     screenshots = README_IMAGES if os.environ.get("LITELLM_MLFLOW_UPDATE_SCREENSHOTS") == "1" else tmp_path
     screenshots.mkdir(parents=True, exist_ok=True)
 
@@ -130,3 +162,35 @@ def test_overview_sessions_and_trace_list_show_the_demo(demo_experiment, page, t
         table.get_by_text(group, exact=True).first.wait_for()
     assert table.get_by_text("litellm-completion", exact=True).count() == 0
     page.screenshot(path=screenshots / "traces.png")
+
+    # The usage summaries: a few earlier hours of calls, then one rollup pass that closes every hour, the open one too.
+    earlier = earlier_hours(payloads, EARLIER_HOURS)
+    assert consumer(sqs_event([sqs_record(payload) for payload in earlier])) == {"batchItemFailures": []}
+    report = PeriodicRollup(mlflow_server.url, experiment_name).run_now(close_open_hour=True)
+    assert report.traces_read == len(payloads) + len(earlier)
+    hours = report.hours_written
+    assert len(hours) >= EARLIER_HOURS + 1, hours
+    open_view(page, f"{experiment_url}/runs", "Training runs")
+    for group in PRICED_GROUPS:
+        page.get_by_text(f"model group: {group}", exact=True).first.wait_for()
+    open_view(page, f"{experiment_url}/evaluation-runs", "Evaluation runs")
+    page.get_by_text("Evaluate traces", exact=True).first.wait_for()  # the empty list's invitation
+    assert "model group:" not in page.inner_text("main")
+
+    run_id = next(
+        run.info.run_id
+        for run in MlflowClient(mlflow_server.url).search_runs([experiment_url.rsplit("/", 1)[1]])
+        if run.info.run_name == "model group: gpt-4o"
+    )
+    open_view(page, f"{experiment_url}/runs/{run_id}/model-metrics", "Model metrics")
+    page.get_by_placeholder("Search metric charts").fill("hour/")
+    legend = page.get_by_text("model group: gpt-4o (hour/requests)", exact=True).first
+    chart = legend.locator("xpath=ancestor::*[.//*[contains(@class, 'xtick')]][1]")
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not (ticks := step_ticks(chart)) and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    assert ticks and all(hours[0] - 1 <= tick <= hours[-1] + 1 for tick in ticks), (ticks, hours)
+    close = page.get_by_role("button", name="Close", exact=True)
+    if close.count() and close.first.is_visible():
+        close.first.click()  # the assistant panel, so the charts take the page's width
+    page.screenshot(path=screenshots / "summary-run-hourly.png")
