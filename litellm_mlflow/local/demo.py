@@ -92,7 +92,8 @@ WHERE_TO_LOOK = (
     ("Sessions", "/traces?groupBy=session", "each session a client sent (the demo's coding-agent tasks), in order"),
     ("Traces", "/traces", "one row per call; Display > Columns: Trace name (model group), User, Cost, team_alias, "
      "key_alias, end_user; search e.g. tag.team_alias = 'Search'"),
-    ("Runs", "/runs", "one run per model with time-series metrics"),
+    ("Runs", "/runs", "Training runs: one usage-summary run per model group and per team (total/* columns = totals "
+     "so far); a run's Model metrics tab, search hour/ for hourly charts"),
 )  # fmt: skip
 
 
