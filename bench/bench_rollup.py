@@ -30,6 +30,28 @@ PER_HOUR_AT_100_PER_S = 360_000
 PER_CALL_POINTS = 7 + 1 / 3
 
 
+def bench_event(i: int, start: float, rng: random.Random) -> LLMCallEvent:
+    """Call `i` of the bench's mix (5 model groups, 10 teams, a third streamed, 5% failures), started at `start`."""
+    ok = rng.random() > 0.05
+    stream = i % 3 == 0
+    return LLMCallEvent(
+        event_id=f"bench-{i}",
+        model=f"{GROUPS[i % 5]}-deployment",
+        model_group=GROUPS[i % 5],
+        start_time=start,
+        end_time=start + rng.uniform(0.2, 4.0),
+        status="success" if ok else "failure",
+        prompt_tokens=rng.randint(10, 3000) if ok else None,
+        completion_tokens=rng.randint(1, 500) if ok else None,
+        cost_usd=0.001 if ok else None,
+        team_alias=TEAMS[i % 10],
+        stream=stream,
+        completion_start_time=start + 0.15 if stream else None,
+        messages=[{"role": "user", "content": "hello " * 40}],
+        response={"choices": [{"message": {"role": "assistant", "content": "ok " * 30}}]},
+    )
+
+
 def load(url: str, experiment: str, traces: int, hour: int) -> None:
     from litellm_mlflow.sink import MlflowSink, SinkSettings
 
@@ -39,29 +61,7 @@ def load(url: str, experiment: str, traces: int, hour: int) -> None:
     for first in range(0, traces, 500):
         if first and first % 20_000 == 0:
             print(f"  {first} traces stored, {first / (time.perf_counter() - started):.0f} traces/s", flush=True)
-        events = []
-        for i in range(first, min(traces, first + 500)):
-            start = hour * 3600 + 3600 * i / traces
-            ok = rng.random() > 0.05
-            stream = i % 3 == 0
-            events.append(
-                LLMCallEvent(
-                    event_id=f"bench-{i}",
-                    model=f"{GROUPS[i % 5]}-deployment",
-                    model_group=GROUPS[i % 5],
-                    start_time=start,
-                    end_time=start + rng.uniform(0.2, 4.0),
-                    status="success" if ok else "failure",
-                    prompt_tokens=rng.randint(10, 3000) if ok else None,
-                    completion_tokens=rng.randint(1, 500) if ok else None,
-                    cost_usd=0.001 if ok else None,
-                    team_alias=TEAMS[i % 10],
-                    stream=stream,
-                    completion_start_time=start + 0.15 if stream else None,
-                    messages=[{"role": "user", "content": "hello " * 40}],
-                    response={"choices": [{"message": {"role": "assistant", "content": "ok " * 30}}]},
-                )
-            )
+        events = [bench_event(i, hour * 3600 + 3600 * i / traces, rng) for i in range(first, min(traces, first + 500))]
         result = sink.write(events)
         assert not result.failed, next(iter(result.failed.values()))
 

@@ -222,7 +222,7 @@ class Rollup:
         runs.rebuild(run, points, tags)
 
     def _recomputed_day(self, run: SummaryRun, day: Window, report: RollupReport) -> WindowPartial:
-        if all(run.hour_state(h.index) is not None for h in day.hours()):
+        if not _day_states_pruned(run, day):
             return _day_partial(run, day, {})
         # The day's hour states are gone (more than two days late): read the whole day once.
         return self._read(day, report).get(run.key, WindowPartial())
@@ -238,6 +238,14 @@ def _day_partial(run: SummaryRun, day: Window, known: dict[int, WindowPartial]) 
             partial = state.partial if state else WindowPartial()
         merged.merge(partial)
     return merged
+
+
+def _day_states_pruned(run: SummaryRun, day: Window) -> bool:
+    """Whether some of the day's hour states were deleted (KEEP_HOUR_STATES). Every run gets a state for every hour
+    written after it exists, so a missing state of a newer hour means the run had no call then (it was made later
+    that day), not that it is gone: such a day is the merge of the states there are, with no read of the day."""
+    indexes = run.hour_indexes()
+    return not indexes or day.hours()[0].index <= indexes[-1] - KEEP_HOUR_STATES
 
 
 def _written_figures(runs: SummaryRuns, run: SummaryRun, hour: Window) -> dict[str, float]:

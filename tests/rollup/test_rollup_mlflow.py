@@ -141,6 +141,8 @@ def test_a_late_trace_reopens_its_hour_and_the_next_pass_corrects_hour_day_and_t
     report = rollup.run(now_s=(DAY + 1) * 86400 + 3000)
     assert HOUR_22 in report.hours_rechecked
     assert sorted(report.runs_rebuilt) == ["model group: chat", "team: search"]
+    # Only the hour is read again: its day is the merge of the runs' hour states (hours 0-21 had no calls for them).
+    assert report.traces_read == 4
     runs = summary_runs(client, experiment_id)
     chat = runs["model group: chat"].info.run_id
     assert chat != old_chat and client.get_run(old_chat).info.lifecycle_stage == "deleted"
