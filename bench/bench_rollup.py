@@ -12,6 +12,7 @@ The pass at 100 calls/s (360,000 traces an hour) is extrapolated linearly from t
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -142,8 +143,10 @@ def main(argv: list[str] | None = None) -> dict:
             rows = measure(server.url, args.experiment, args.hour, args.runs, expected=args.traces)
             load_row = [{"metric": "load: traces stored through the sink (one writer, batches of 500)",
                          "ours": round(args.traces / load_s), "unit": "traces/s", "target": ">= 100"}]  # fmt: skip
+    load_avg = os.getloadavg()[0]
+    notes = [f"1-minute load average at the end: {load_avg:.1f} on {os.cpu_count()} vCPUs shared with other jobs."]
     title = "Usage rollup: one hour of traces" + (f" ({args.traces:,})" if args.result != "rollup" else "")
-    write_result(args.result, title, command.strip(), rows + load_row, args.runs)
+    write_result(args.result, title, command.strip(), rows + load_row, args.runs, extra={"notes": notes})
     return {"rows": rows}
 
 
