@@ -10,8 +10,11 @@ Events are clones of a real LiteLLM payload (three models). Before 3.13 the base
 so its batch is `--baseline-events` long and its time for 1,000 events is extrapolated from its rate (said so in
 the table); on 3.13+ both paths get the same batch, and a last row compares ours with the server's own ceiling (the
 same OTLP bodies posted back to back by a bare HTTP client). `--postgres URI` puts each server's store in its own
-database on a PostgreSQL server instead of sqlite (SageMaker keeps MLflow's data in PostgreSQL); `--merge` keeps
-the figures of versions not run this time.
+database on a PostgreSQL server instead of sqlite (SageMaker keeps MLflow's data in PostgreSQL); `--workers N`
+starts each server with N workers (a SageMaker tracking server is not a laptop shared with the consumer); `--merge`
+keeps the figures of versions not run this time. `--runs N` repeats ours / today / ceiling N times against the same
+server, in that order each time, and reports medians (the ratios are medians of the per-run ratios); the machine's
+load average before and after is recorded, since other work on a shared machine moves these figures a lot.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import copy
 import http.client
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -238,59 +242,123 @@ def otlp_ceiling(url: str, template: dict, events: int) -> float:
     from litellm_mlflow.sink.writer import SinkSettings
 
     experiment_id = MlflowClient(url).create_experiment(f"bench-ceiling-{uuid.uuid4().hex[:8]}")
-    protos = [to_otel_proto(build_trace(event_from_payload(p), experiment_id)) for p in payloads(template, events, 0)]
+    batch = payloads(template, events, time.time() - 600)  # the sink's batch's time base
+    protos = [to_otel_proto(build_trace(event_from_payload(p), experiment_id)) for p in batch]
     per_request = SinkSettings(tracking_uri=url).max_traces_per_request
     bodies = []
     for start in range(0, len(protos), per_request):
         request = ExportTraceServiceRequest()
         request.resource_spans.add().scope_spans.add().spans.extend(protos[start : start + per_request])
         bodies.append(request.SerializeToString())
+    headers = {"Content-Type": "application/x-protobuf", MLFLOW_EXPERIMENT_ID_HEADER: experiment_id}
+    warm = ExportTraceServiceRequest()  # untimed, like the sink's warm-up batch: the server's first trace request
+    warm.resource_spans.add().scope_spans.add().spans.extend(
+        to_otel_proto(build_trace(event_from_payload(p), experiment_id))
+        for p in payloads(template, 6, time.time() - 3600)
+    )
     session = requests.Session()
+    session.post(url + OTLP_TRACES_PATH, data=warm.SerializeToString(), headers=headers, timeout=300).raise_for_status()
     started = time.perf_counter()
     for body in bodies:
-        headers = {"Content-Type": "application/x-protobuf", MLFLOW_EXPERIMENT_ID_HEADER: experiment_id}
+        sent = dict(headers)
         if len(body) >= GZIP_MIN_BYTES:
             import gzip
 
-            body, headers["Content-Encoding"] = gzip.compress(body, 1), "gzip"
-        session.post(url + OTLP_TRACES_PATH, data=body, headers=headers, timeout=300).raise_for_status()
+            body, sent["Content-Encoding"] = gzip.compress(body, 1), "gzip"
+        session.post(url + OTLP_TRACES_PATH, data=body, headers=sent, timeout=300).raise_for_status()
     return events / (time.perf_counter() - started)
 
 
 def version_rows(version: str, measured: dict) -> list[dict]:
     ours, base = measured["ours"], measured["baseline"]
     scaled = "" if base["events"] >= 1000 else f"; baseline batch {base['events']}, scaled"
+    runs = measured.get("runs", 1)
+    speedups = measured.get("speedups", [])
+    per_run = f"; per-run ratios {', '.join(f'{r:.2f}' for r in speedups)}" if runs > 1 else ""
+    server = f"; server workers {measured['workers']}" if measured.get("workers", 1) != 1 else ""
     rows = [
         {"metric": f"MLflow {version}: events/s per consumer", "ours": round(ours["events_per_s"], 1),
-         "baseline": round(base["events_per_s"], 1), "unit": "events/s"},
+         "baseline": round(base["events_per_s"], 1), "unit": "events/s",
+         "note": f"median of {runs} run(s){per_run}{server}"},
         {"metric": f"MLflow {version}: HTTP requests per event", "ours": round(ours["requests_per_event"], 2),
          "baseline": round(base["requests_per_event"], 2), "unit": "requests"},
         {"metric": f"MLflow {version}: time for 1,000 events", "ours": round(ours["seconds_per_1000"], 1),
          "baseline": round(base["seconds_per_1000"], 1), "unit": "s", "target": "<= 30 s",
          "note": f"ours batch {ours['events']}{scaled}"},
         {"metric": f"MLflow {version}: failed records on redelivery", "ours": ours["redelivery_failed"],
-         "baseline": base["redelivery_failed"], "unit": "records", "target": "0"},
+         "baseline": base["redelivery_failed"], "unit": "records", "target": "0",
+         "note": "the most in any run" if runs > 1 else ""},
     ]  # fmt: skip
     if "ceiling_events_per_s" in ours:
+        shares = measured.get("ceiling_shares", [])
         rows.append({
             "metric": f"MLflow {version}: events/s vs the server's ceiling (same OTLP bodies, no consumer)",
             "ours": round(ours["events_per_s"], 1), "baseline": round(ours["ceiling_events_per_s"], 1),
             "unit": "events/s", "target": ">= 0.8x",
+            "note": f"per-run ratios {', '.join(f'{r:.2f}' for r in shares)}" if runs > 1 else "",
         })  # fmt: skip
     return rows
+
+
+def medians(runs: list[dict]) -> dict:
+    """Per-key median of the runs' figures (failures: the most in any run)."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if key in ("failed", "redelivery_failed"):
+            out[key] = max(run[key] for run in runs)
+        elif isinstance(value, float):
+            out[key] = statistics.median(run[key] for run in runs)
+    return out
+
+
+def measure_version(version: str, args: argparse.Namespace, template: dict, old_tree: Path, workdir: Path) -> dict:
+    """`args.runs` rounds of ours / today / ceiling against one server of `version`; medians and per-run ratios."""
+    from litellm_mlflow.local.mlflow_versions import server_python
+    from litellm_mlflow.local.servers import MlflowServer
+
+    python = server_python(version, postgres=bool(args.postgres))
+    store = create_database(args.postgres, version, python) if args.postgres else None
+    server = MlflowServer(workdir / version, python=python, backend_store_uri=store, workers=args.workers)
+    fast = Version(version) >= Version("3.13")  # the OTLP path: same batch for both, and a ceiling
+    ours_runs, base_runs = [], []
+    with server:
+        proxy = LatencyProxy(server.port, args.latency_ms / 1000)
+        try:
+            for round_ in range(args.runs):
+                ours = run_path("ours", REPO_ROOT, proxy.url, proxy, template, args.events)
+                base = run_path("baseline", old_tree, proxy.url, proxy, template,
+                                args.events if fast else args.baseline_events)  # fmt: skip
+                if fast:
+                    ours["ceiling_events_per_s"] = otlp_ceiling(proxy.url, template, args.events)
+                ours_runs.append(ours)
+                base_runs.append(base)
+                print(f"{version} run {round_ + 1}: ours {ours}\n  baseline {base}", flush=True)
+        finally:
+            proxy.close()
+    measured = {
+        "ours": medians(ours_runs),
+        "baseline": medians(base_runs),
+        "runs": args.runs,
+        "workers": args.workers,
+        "speedups": [o["events_per_s"] / b["events_per_s"] for o, b in zip(ours_runs, base_runs, strict=True)],
+    }
+    if fast:
+        measured["ceiling_shares"] = [o["events_per_s"] / o["ceiling_events_per_s"] for o in ours_runs]
+    return measured
 
 
 def main(argv: list[str] | None = None) -> int:
     from bench.bench_consumer import template_payload
     from bench.common import RESULTS_DIR, write_result
-    from litellm_mlflow.local.mlflow_versions import all_versions, server_python
-    from litellm_mlflow.local.servers import MlflowServer
+    from litellm_mlflow.local.mlflow_versions import all_versions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", default=",".join(all_versions()))
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--baseline-events", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=30.0)
+    parser.add_argument("--runs", type=int, default=1, help="rounds per version (medians are reported)")
+    parser.add_argument("--workers", type=int, default=1, help="`mlflow server --workers` (results get a _w<N> name)")
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
     parser.add_argument("--merge", action="store_true", help="keep the other versions' figures of the last run")
     parser.add_argument(
@@ -303,39 +371,30 @@ def main(argv: list[str] | None = None) -> int:
 
     template = template_payload()
     figures: dict[str, dict] = {}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-versions-") as workdir:
         old_tree = baseline_tree(args.baseline_ref, Path(workdir) / "baseline")
         (old_tree / "bench").symlink_to(REPO_ROOT / "bench")
         for version in args.versions.split(","):
-            python = server_python(version, postgres=bool(args.postgres))
-            store = create_database(args.postgres, version, python) if args.postgres else None
-            server = MlflowServer(Path(workdir) / version, python=python, backend_store_uri=store)
-            with server:
-                proxy = LatencyProxy(server.port, args.latency_ms / 1000)
-                try:
-                    ours = run_path("ours", REPO_ROOT, proxy.url, proxy, template, args.events)
-                    fast = Version(version) >= Version("3.13")  # the OTLP path: same batch for both
-                    base_events = args.events if fast else args.baseline_events
-                    base = run_path("baseline", old_tree, proxy.url, proxy, template, base_events)
-                    if Version(version) >= Version("3.13"):
-                        ours["ceiling_events_per_s"] = otlp_ceiling(proxy.url, template, args.events)
-                finally:
-                    proxy.close()
-            figures[version] = {"ours": ours, "baseline": base}
-            print(f"{version}: ours {ours}\n{' ' * len(version)}  baseline {base}", flush=True)
-    name = "versions_postgres" if args.postgres else "versions"
+            figures[version] = measure_version(version, args, template, old_tree, Path(workdir))
+    load_after = os.getloadavg()
+    name = ("versions_postgres" if args.postgres else "versions") + (f"_w{args.workers}" if args.workers != 1 else "")
     if args.merge and (RESULTS_DIR / f"{name}.json").exists():
         figures = {**json.loads((RESULTS_DIR / f"{name}.json").read_text())["figures"], **figures}
     rows = [row for version, measured in figures.items() for row in version_rows(version, measured)]
     backend = "PostgreSQL" if args.postgres else "sqlite"
+    workers = f", {args.workers} server workers" if args.workers != 1 else ""
+    load = f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
     write_result(
         name,
-        f"Consumer sink per MLflow server version behind a {args.latency_ms:g} ms proxy ({backend}), single run",
+        f"Consumer sink per MLflow server version behind a {args.latency_ms:g} ms proxy ({backend}{workers}), "
+        f"median of {args.runs} run(s), {load}",
         COMMAND,
         rows,
-        runs=1,
-        extra={"figures": figures, "latency_ms": args.latency_ms, "baseline_ref": args.baseline_ref},
-    )
+        runs=args.runs,
+        extra={"figures": figures, "latency_ms": args.latency_ms, "baseline_ref": args.baseline_ref,
+               "argv": sys.argv[1:] if argv is None else argv, "load_average": [load_before, load_after]},
+    )  # fmt: skip
     return 0
 
 
