@@ -38,7 +38,7 @@ class SdkTraceWriter:
     # cost that the server adds up from the spans (sent here as well, they would count twice).
     spans_follow: bool = False
     v2_api: bool = False  # 3.0/3.1: go straight to the v2 calls instead of a StartTraceV3 that answers 404 each time
-    requests_sent: int = 0  # as this writer calls them (the client makes more on 3.0/3.1 servers)
+    requests_sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def write(self, traces: Sequence[BuiltTrace], deadline: float | None = None) -> dict[str, str]:
@@ -123,12 +123,37 @@ class SdkTraceWriter:
         if usage and TraceMetadataKey.TOKEN_USAGE not in info.trace_metadata:
             # Newer servers derive it from the spans; the 3.0/3.1 v2 API keeps only what the client sends.
             info.trace_metadata[TraceMetadataKey.TOKEN_USAGE] = json.dumps(usage)
-        self._count()
-        v2_start = getattr(self.client.store, "_create_trace_v2_fallback", None) if self.v2_api else None
-        info = v2_start(info) if v2_start is not None else self.client.start_trace(info)
+        if self.v2_api and hasattr(self.client.store, "deprecated_end_trace_v2"):
+            info = self._start_v2(info)
+        else:
+            self._count()
+            info = self.client.start_trace(info)
         if info.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value:
             self._count()
             self.client._upload_trace_data(info, TraceData(spans=[trace.span]))
+
+    def _start_v2(self, info):
+        """3.0/3.1: the v2 start call with the tags and metadata, then the end call with the status and end time only.
+        (MLflow's own fallback sends them again with the end call, which those servers merge row by row: ~10 more
+        statements a trace for values already stored. A trace whose end call failed is found by its `event_id` tag
+        and finished by `repair`, which sends them all.)"""
+        store = self.client.store
+        self._count()
+        started = store.deprecated_start_trace_v2(
+            experiment_id=info.experiment_id,
+            timestamp_ms=info.request_time,
+            request_metadata=info.trace_metadata,
+            tags=info.tags,
+        )
+        self._count()
+        store.deprecated_end_trace_v2(
+            request_id=started.request_id,
+            timestamp_ms=info.request_time + info.execution_duration,
+            status=info.status,
+            request_metadata={},
+            tags={},
+        )
+        return started.to_v3()
 
     def _count(self) -> None:
         with self._lock:

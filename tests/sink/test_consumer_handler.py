@@ -319,3 +319,40 @@ def test_mixed_redelivered_and_new_batch_stores_everything_once(consumer, client
     assert len(client.get_metric_history(run_id, "latency_ms")) == 210
     assert sum(point.value for point in client.get_metric_history(run_id, "error")) == 200
     assert sum(point.value for point in client.get_metric_history(run_id, "requests")) == 210  # each call once
+
+
+def test_traces_whose_span_batch_failed_are_finished_on_redelivery_with_tokens_counted_once(
+    consumer, client, experiment_name, litellm_capture, monkeypatch, mlflow_server
+):
+    """On 3.10.x the StartTraces go first: when the span batch then fails, the half-written traces must not count as
+    stored, and the redelivery must add their token usage and cost once (the span logging adds them up)."""
+    from litellm_mlflow.sink.otlp_writer import OtlpTraceWriter
+    from litellm_mlflow.sink.transport import ServerUnavailable
+
+    calls = make_calls(litellm_capture)
+    records = [sqs_record(payload) for payload in calls.values()]
+    post = OtlpTraceWriter._post
+
+    def fail(self, chunk, deadline):
+        raise ServerUnavailable("span batch lost")
+
+    monkeypatch.setattr(OtlpTraceWriter, "_post", fail)
+    first = consumer(sqs_event(records))
+    monkeypatch.setattr(OtlpTraceWriter, "_post", post)
+    again = [sqs_record(payload, receive_count=2) for payload in calls.values()]
+    assert consumer(sqs_event(again)) == {"batchItemFailures": []}
+    assert consumer(sqs_event(again)) == {"batchItemFailures": []}
+
+    experiment_id = _experiment_id(client, experiment_name)
+    traces = _traces(client, experiment_id, list(calls.values()))
+    assert set(traces) == {payload["id"] for payload in calls.values()}
+    success = traces[calls["success"]["id"]]
+    assert len(success.data.spans) == 1
+    assert success.info.token_usage["total_tokens"] == calls["success"]["total_tokens"]
+    cost = json.loads(success.info.trace_metadata.get("mlflow.trace.cost") or "{}")
+    assert cost.get("total_cost", calls["success"]["response_cost"]) == pytest.approx(calls["success"]["response_cost"])
+    assert success.info.tags["mlflow.traceName"] == MODEL
+    run_id = _model_run(client, experiment_id).info.run_id
+    assert len(client.get_metric_history(run_id, "latency_ms")) == 4
+    if _server_version(mlflow_server) >= Version("3.6"):  # spans in OTLP batches
+        assert failed_ids(first) == {record["messageId"] for record in records}
