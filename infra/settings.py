@@ -37,7 +37,10 @@ class StackSettings:
     experiment_name: str = "litellm-monitoring"
     consumer_timeout_seconds: int = 120
     consumer_memory_mb: int = 1024
-    batch_size: int = 500  # a full batch within the timeout on the slowest supported MLflow at 30 ms (BENCHMARKS.md)
+    # Messages per invocation. The callback packs up to 10 events a message (LITELLM_MLFLOW_EVENTS_PER_MESSAGE), so
+    # 50 messages is up to 500 events: a full batch within the timeout on the slowest supported MLflow at 30 ms
+    # (BENCHMARKS.md). With one event a message (packing off, or LiteLLM's aws_sqs) raise it to 500.
+    batch_size: int = 50
     batching_window_seconds: int = 5
     max_concurrency: int = 5
     max_receive_count: int = 5

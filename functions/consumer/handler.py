@@ -1,11 +1,11 @@
 """Consumer Lambda: an SQS batch of LiteLLM call events -> MLflow traces (the rollup Lambda summarises them).
 
-Thin on purpose: decode each record (a bad one fails alone, logged with its message id and the reason, never its
-body), hand the good events to the sink in one bulk write, and answer with the records to retry
-(`batchItemFailures`, for an event source mapping with ReportBatchItemFailures). A record that can never be stored
-(it does not decode, or no trace can be built from it) goes to the DLQ at once with its reason when
-LITELLM_MLFLOW_DLQ_URL is set, and is acknowledged only once the DLQ holds it. The sink is built once per container,
-on first use, from MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_NAME.
+Thin on purpose: decode each record into its events (one, or several packed; `sink.record_batch` has the rules), hand
+the good events to the sink in one bulk write, and answer with the records to retry (`batchItemFailures`, for an
+event source mapping with ReportBatchItemFailures). An event that can never be stored (it does not decode, or no
+trace can be built from it) goes to the DLQ at once, alone, with its reason when LITELLM_MLFLOW_DLQ_URL is set, and
+its record is acknowledged only once the DLQ holds it; metrics count events, each stored event once. The sink is
+built once per container, on first use, from MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_NAME.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from litellm_mlflow.events import DecodeLimits, EventDecodeError, LLMCallEvent, decode_body
+from litellm_mlflow.events import DecodeLimits, LLMCallEvent
 from litellm_mlflow.sink import MlflowSink
 from litellm_mlflow.sink.dead_letter import DeadLetters, Rejected
+from litellm_mlflow.sink.record_batch import decode_records, settle
 from litellm_mlflow.sink.usage_emf import publish_usage
 from litellm_mlflow.usage_metrics import EVENTS_DEAD_LETTERED
 
@@ -50,62 +51,40 @@ def get_sink() -> MlflowSink:
 def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     records = event.get("Records") or []
     deadline = time.monotonic() + max(0, context.get_remaining_time_in_millis() - SAFETY_MARGIN_MS) / 1000
-    failed_ids: list[str] = []
-    rejected: list[Rejected] = []
-    decoded: list[tuple[dict[str, Any], LLMCallEvent]] = []
-    held = 0
-    for record in records:
-        if held > BATCH_DECODED_BUDGET:
-            failed_ids.append(record.get("messageId", "?"))
-            continue
-        try:
-            event_ = decode_body(record.get("body") or "", record.get("messageAttributes"), LIMITS)
-        except EventDecodeError as exc:
-            rejected.append(Rejected(record, f"undecodable: {exc}"))
-            continue
-        except Exception as exc:  # decode_body promises EventDecodeError only; a slip still fails one record
-            rejected.append(Rejected(record, f"undecodable: {type(exc).__name__}"))
-            continue
-        held += event_.decoded_bytes
-        decoded.append((record, event_))
-
-    result = get_sink().write([event_ for _, event_ in decoded], deadline)
-    _publish_usage([event_ for _, event_ in decoded], result)
-    for index, reason in sorted(result.failed.items()):
-        record, event_ = decoded[index]
-        if index in result.permanent:
-            rejected.append(Rejected(record, reason))
-            continue
-        failed_ids.append(record.get("messageId", "?"))
+    batch = decode_records(records, LIMITS, BATCH_DECODED_BUDGET)
+    result = get_sink().write(batch.events, deadline)
+    _publish_usage(batch.events, result)
+    settled = settle(batch, result, _dead_letter)
+    for message_id, event_id, reason in settled.retried:
         logger.warning(
-            "record not stored; SQS will redeliver it",
-            extra={"message_id": record.get("messageId", "?"), "event_id": event_.event_id, "reason": reason},
+            "event not stored; SQS will redeliver its record",
+            extra={"message_id": message_id, "event_id": event_id, "reason": reason},
         )
-    dead_lettered = _dead_letter(rejected)
-    failed_ids.extend(item.message_id for item in rejected if item.message_id not in dead_lettered)
 
-    written = len(records) - len(failed_ids) - len(dead_lettered)
     oldest_age = _oldest_age_seconds(records)
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(records))
-    metrics.add_metric(name="EventsWritten", unit=MetricUnit.Count, value=written)
-    metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=len(failed_ids))
-    metrics.add_metric(name=EVENTS_DEAD_LETTERED, unit=MetricUnit.Count, value=len(dead_lettered))
+    metrics.add_metric(name="EventsWritten", unit=MetricUnit.Count, value=settled.written)
+    metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=settled.failed)
+    metrics.add_metric(name=EVENTS_DEAD_LETTERED, unit=MetricUnit.Count, value=settled.dead_lettered)
     if oldest_age is not None:
         metrics.add_metric(name="OldestEventAgeSeconds", unit=MetricUnit.Seconds, value=oldest_age)
     logger.info(
         "batch done",
         extra={
             "batch_size": len(records),
-            "written": written,
-            "failed": len(failed_ids),
-            "rejected": len(rejected),
-            "dead_lettered": len(dead_lettered),
+            "events": settled.events,
+            "written": settled.written,
+            "already_stored": settled.already_stored,
+            "failed": settled.failed,
+            "records_retried": len(settled.failed_message_ids),
+            "rejected": len(settled.rejected),
+            "dead_lettered": settled.dead_lettered,
             "trace_requests": result.trace_requests,
             "metric_requests": result.metric_requests,
             "oldest_event_age_s": oldest_age,
         },
     )
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_ids]}
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in settled.failed_message_ids]}
 
 
 def _publish_usage(events: list[LLMCallEvent], result: Any) -> None:

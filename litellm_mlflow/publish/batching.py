@@ -1,13 +1,19 @@
-"""Packing encoded events into `SendMessageBatch` calls within SQS's limits (10 entries, 1 MiB in total)."""
+"""Packing encoded events into SQS messages, and messages into `SendMessageBatch` calls within SQS's limits.
+
+Messages: up to `events_per_message` small events share one packed message (`events.pack_events`: botocore's CPU
+per request, the sender's largest cost after encoding, is then paid once per ~100 events instead of 10); a large or
+already compressed event, or a message put back after an error, travels alone. Calls: 10 messages, 1 MiB in total.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 SQS_MAX_BATCH_ENTRIES = 10
 SQS_MAX_BATCH_BYTES = 1_048_576  # the sum of all entries of one SendMessageBatch
+_HEADER_ALLOWANCE = 256  # a packed message's header line and attributes, beside its events' text
 
 
 class Encoded(Protocol):
@@ -16,18 +22,73 @@ class Encoded(Protocol):
     body: str
     attributes: dict[str, dict[str, str]]
     size: int
+    events: int
 
 
 @dataclass
 class Entry:
-    """One encoded event on its way to SQS; `sender_faults` counts how often SQS refused it as malformed."""
+    """One SQS message on its way (one event, or several packed: `parts` holds each alone, so a message SQS refuses
+    can be split); `sender_faults` counts how often SQS refused it as malformed."""
 
     event_id: str
     message: Encoded
     sender_faults: int = 0
+    parts: tuple[Entry, ...] = field(default=())
+
+    @property
+    def events(self) -> int:
+        return len(self.parts) or 1
 
     def request_entry(self, entry_id: str) -> dict[str, object]:
         return {"Id": entry_id, "MessageBody": self.message.body, "MessageAttributes": self.message.attributes}
+
+
+class MessagePacker:
+    """Turns one-event entries (from `next_entry`) into messages of up to `max_events` events and `max_bytes` of
+    text. `packable(message)` says whether an event may share a message; `pack(messages)` builds the message.
+    Used by the sender's one dispatcher thread only (it keeps the entry that did not fit for the next message)."""
+
+    def __init__(
+        self,
+        pack: Callable[[list[Encoded]], Encoded] | None,
+        packable: Callable[[Encoded], bool],
+        max_events: int,
+        max_bytes: int,
+    ) -> None:
+        self._pack = pack
+        self._packable = packable
+        self.max_events = max_events if pack is not None else 1
+        self._max_text = max(0, max_bytes - _HEADER_ALLOWANCE)
+        self._carry: Entry | None = None
+
+    @property
+    def holding(self) -> bool:
+        """An event taken from the buffer that did not fit the last message waits here for the next one."""
+        return self._carry is not None
+
+    def next_message(self, next_entry: Callable[[], Entry | None]) -> Entry | None:
+        """The next message to send, or None when nothing is buffered."""
+        if self.max_events == 1 and self._carry is None:
+            return next_entry()
+        group: list[Entry] = []
+        text = 0
+        while len(group) < self.max_events:
+            entry, self._carry = (self._carry, None) if self._carry is not None else (next_entry(), None)
+            if entry is None:
+                break
+            alone = entry.parts or not self._packable(entry.message) or entry.message.size > self._max_text
+            if alone or (group and text + entry.message.size > self._max_text):
+                if not group:
+                    return entry
+                self._carry = entry
+                break
+            group.append(entry)
+            text += entry.message.size
+        if len(group) <= 1:
+            return group[0] if group else None
+        assert self._pack is not None
+        message = self._pack([entry.message for entry in group])
+        return Entry(",".join(entry.event_id for entry in group), message, parts=tuple(group))
 
 
 def pack_batch(carry: Entry | None, next_entry: Callable[[], Entry | None]) -> tuple[list[Entry], Entry | None]:

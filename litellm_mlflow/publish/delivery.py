@@ -1,4 +1,8 @@
-"""Delivering one batch: send until SQS has every entry, retrying with backoff, isolating a message SQS refuses."""
+"""Delivering one batch: send until SQS has every entry, retrying with backoff, isolating a message SQS refuses.
+
+A packed message SQS refuses as malformed is split at once into its events, each sent alone (and isolated the same
+way), so one bad event never holds up the others it was packed with. Counters are in events, not messages.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from litellm_mlflow.publish import retry_policy
-from litellm_mlflow.publish.batching import Entry
+from litellm_mlflow.publish.batching import SQS_MAX_BATCH_ENTRIES, Entry
 from litellm_mlflow.publish.sender_stats import SenderStats
 
 logger = logging.getLogger("litellm_mlflow.publish.sender")
@@ -31,7 +35,7 @@ class BatchDelivery:
         attempt = 0
         while pending:
             if attempt:
-                self._stats.add("retried", len(pending))
+                self._stats.add("retried", sum(entry.events for entry in pending.values()))
                 self._sleep(retry_policy.backoff(attempt - 1))
             attempt += 1
             entries = [entry.request_entry(entry_id) for entry_id, entry in pending.items()]
@@ -48,12 +52,15 @@ class BatchDelivery:
                     exc, len(pending),
                 )  # fmt: skip
                 continue
-            delivered = [item["Id"] for item in response.get("Successful", ())]
-            for entry_id in delivered:
-                pending.pop(entry_id, None)
-            self._stats.add("sent", len(delivered))
+            sent = 0
+            for item in response.get("Successful", ()):
+                entry = pending.pop(item["Id"], None)
+                sent += entry.events if entry is not None else 0
+            self._stats.add("sent", sent)
+            split: list[Entry] = []
             for failure in response.get("Failed", ()):
-                self._entry_failed(pending, failure)
+                split.extend(self._entry_failed(pending, failure))
+            self._deliver_alone(client, queue_url, split)
             if pending:
                 self._stats.log_throttled(
                     "outage", logging.WARNING, "SQS rejected %d of %d entries; retrying", len(pending), len(entries)
@@ -68,16 +75,31 @@ class BatchDelivery:
             return
         (entry_id, entry), *_ = pending.items()
         failure = {"Id": entry_id, "SenderFault": True, "Code": retry_policy.error_code(exc), "Message": str(exc)}
-        self._entry_failed(pending, failure)
-        if pending:
+        split = self._entry_failed(pending, failure)
+        if split:
+            self._deliver_alone(client, queue_url, split)
+        elif pending:
             self._stats.add("retried")
             self._sleep(retry_policy.backoff(entry.sender_faults))
             self.deliver(client, queue_url, [entry])
 
-    def _entry_failed(self, pending: dict[str, Entry], failure: Mapping[str, Any]) -> None:
+    def _deliver_alone(self, client: Any, queue_url: str, entries: list[Entry]) -> None:
+        """The events of refused packed messages, each its own message (10 to a call)."""
+        for start in range(0, len(entries), SQS_MAX_BATCH_ENTRIES):
+            self.deliver(client, queue_url, entries[start : start + SQS_MAX_BATCH_ENTRIES])
+
+    def _entry_failed(self, pending: dict[str, Entry], failure: Mapping[str, Any]) -> tuple[Entry, ...]:
+        """Count a refusal; a refused packed message leaves `pending` and its events are returned, to go alone."""
         entry = pending.get(failure.get("Id", ""))
         if entry is None or not failure.get("SenderFault"):
-            return  # server-side (throttling, internal error): retried as long as it takes
+            return ()  # server-side (throttling, internal error): retried as long as it takes
+        if entry.parts:
+            pending.pop(failure["Id"])
+            logger.warning(
+                "litellm-mlflow: SQS refused a message of %d packed events (%s); sending them one by one",
+                entry.events, failure.get("Code"),
+            )  # fmt: skip
+            return entry.parts
         entry.sender_faults += 1
         if entry.sender_faults >= retry_policy.SENDER_FAULT_ATTEMPTS:
             pending.pop(failure["Id"])
@@ -90,3 +112,4 @@ class BatchDelivery:
                 failure.get("Code"),
                 failure.get("Message"),
             )
+        return ()

@@ -1,4 +1,5 @@
-"""The LiteLLM callback: every call (success or failure, sync or async, streamed or not) becomes one SQS message.
+"""The LiteLLM callback: every call (success or failure, sync or async, streamed or not) becomes one event on SQS
+(small events are packed up to LITELLM_MLFLOW_EVENTS_PER_MESSAGE to a message; 1 sends one event per message).
 
 Proxy config:   litellm_settings: {callbacks: litellm_mlflow.callback.sqs_logger}
 SDK:            litellm.callbacks = [litellm_mlflow.callback.sqs_logger]
@@ -38,6 +39,7 @@ COMPRESS_THRESHOLD_ENV = "LITELLM_MLFLOW_COMPRESS_THRESHOLD_BYTES"
 BUFFER_SIZE_ENV = "LITELLM_MLFLOW_BUFFER_SIZE"
 LINGER_MS_ENV = "LITELLM_MLFLOW_BATCH_LINGER_MS"
 MAX_IN_FLIGHT_ENV = "LITELLM_MLFLOW_MAX_IN_FLIGHT"
+EVENTS_PER_MESSAGE_ENV = "LITELLM_MLFLOW_EVENTS_PER_MESSAGE"
 
 SQS_MAX = events.SQS_MAX_MESSAGE_BYTES
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -55,6 +57,7 @@ class Settings:
     buffer_size: int = 10_000
     linger_ms: float = 100.0
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    events_per_message: int = events.DEFAULT_EVENTS_PER_MESSAGE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +74,9 @@ class Settings:
             buffer_size=_env_number(env, BUFFER_SIZE_ENV, default.buffer_size, 1, 10_000_000),
             linger_ms=_env_number(env, LINGER_MS_ENV, default.linger_ms, 0, 60_000),
             max_in_flight=_env_number(env, MAX_IN_FLIGHT_ENV, default.max_in_flight, 1, 256),
+            events_per_message=_env_number(
+                env, EVENTS_PER_MESSAGE_ENV, default.events_per_message, 1, events.MAX_EVENTS_PER_MESSAGE
+            ),
         )
 
 
@@ -186,6 +192,8 @@ class SqsEventLogger(CustomLogger):
                     linger_s=settings.linger_ms / 1000.0,
                     client_factory=self._client_factory,
                     max_in_flight=settings.max_in_flight,
+                    events_per_message=settings.events_per_message,
+                    max_message_bytes=settings.max_message_bytes,
                 )
             return self._sender
 

@@ -1,9 +1,10 @@
 """A background SQS publisher that never blocks the producer and never drops an event without counting it.
 
 `submit()` is what runs on the caller's thread: one lock-protected deque append. A daemon dispatcher thread encodes
-(the encode function is injected, so this module knows nothing about LiteLLM) and packs batches (`batching`); up to
-`max_in_flight` delivery threads send them at once with one shared boto3 client (`delivery`, `retry_policy`,
-`sqs_client`), so throughput is about `max_in_flight` x 10 events per round trip instead of 10. When the buffer is
+(the encode function is injected, so this module knows nothing about LiteLLM), packs up to `events_per_message`
+events into one SQS message and 10 messages into one batch (`batching`); up to `max_in_flight` delivery threads send
+them at once with one shared boto3 client (`delivery`, `retry_policy`, `sqs_client`), so throughput is about
+`max_in_flight` x 10 x `events_per_message` events per round trip. When the buffer is
 full, events lose their content before anything is dropped (`overflow`). `flush()` waits for everything submitted
 so far, in flight included; at interpreter exit every live sender is flushed (`exit_hooks`).
 """
@@ -19,8 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from litellm_mlflow.events import PACK_MAX_BYTES, pack_events, packable
 from litellm_mlflow.publish import exit_hooks, retry_policy
-from litellm_mlflow.publish.batching import SQS_MAX_BATCH_ENTRIES, Encoded, Entry, pack_batch
+from litellm_mlflow.publish.batching import SQS_MAX_BATCH_ENTRIES, Encoded, Entry, MessagePacker, pack_batch
 from litellm_mlflow.publish.delivery import BatchDelivery
 from litellm_mlflow.publish.overflow import OverflowPolicy
 from litellm_mlflow.publish.sender_stats import SenderStats
@@ -59,12 +61,20 @@ class SqsBatchSender:
         client_factory: Callable[[str], Any] | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         name: str = "litellm-mlflow-sqs-sender",
+        events_per_message: int = 1,
+        max_message_bytes: int = PACK_MAX_BYTES,
     ) -> None:
+        """`events_per_message` > 1 packs small events (`events.pack_events`; the encode function must return
+        `events.EncodedMessage`), at most `max_message_bytes` (and `events.PACK_MAX_BYTES`) of text a message."""
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
         self._max_in_flight = max_in_flight
+        self._events_per_message = max(1, events_per_message)
+        self._max_message_bytes = min(max_message_bytes, PACK_MAX_BYTES)
+        # Events that make a full SendMessageBatch: the dispatcher lingers for this many.
+        self._full_batch = SQS_MAX_BATCH_ENTRIES * self._events_per_message
         self._overflow = OverflowPolicy(buffer_size)
         self._queue_url_value = queue_url
         self._encode = encode
@@ -92,6 +102,10 @@ class SqsBatchSender:
         self._config_error: str | None = None
         self._stats = SenderStats()
         self._delivery = BatchDelivery(self._stats, self._notify_progress)
+        packing = self._events_per_message > 1
+        self._packer = MessagePacker(
+            pack_events if packing else None, packable, self._events_per_message, self._max_message_bytes
+        )
 
     # ------------------------------------------------------------------------------------------- caller's side
 
@@ -115,7 +129,7 @@ class SqsBatchSender:
         if self._thread is None:
             self._start()
         # Wake the sender when it may be idle (first item) or a full batch is ready; otherwise it is lingering.
-        if (size == 0 or (size + 1) % SQS_MAX_BATCH_ENTRIES == 0) and not self._wakeup.is_set():
+        if (size == 0 or (size + 1) % self._full_batch == 0) and not self._wakeup.is_set():
             self._wakeup.set()
         if self._closing and self._exit_flush_ok:
             # Only after the exit flush: a late event (e.g. LiteLLM's own exit-time drain) is sent before we return.
@@ -200,7 +214,7 @@ class SqsBatchSender:
         carry: Entry | None = None
         attempt = 0
         while True:
-            if not self._buffer and carry is None:
+            if not self._buffer and carry is None and not self._packer.holding:
                 self._wakeup.wait(1.0)
                 self._wakeup.clear()
                 continue
@@ -221,7 +235,7 @@ class SqsBatchSender:
                     continue
                 self._config_error = None
                 attempt = 0
-                batch, carry = pack_batch(carry, self._next_entry)
+                batch, carry = pack_batch(carry, self._next_message)
                 if batch:
                     self._dispatch(client, queue_url, batch)
                     dispatched = True
@@ -271,12 +285,14 @@ class SqsBatchSender:
             self._buffer.appendleft(_Prepared(entry))
 
     def _linger(self) -> None:
-        """Wait briefly for a full batch so a busy proxy sends ~1 request per 10 events; never while flushing."""
+        """Wait briefly for a full batch (10 messages of `events_per_message` events) so a busy proxy sends few
+        requests; never while flushing."""
         deadline = time.monotonic() + self._linger_s
-        while len(self._buffer) < SQS_MAX_BATCH_ENTRIES and not self._flushing and not self._closing:
+        full = self._full_batch
+        while len(self._buffer) < full and not self._flushing and not self._closing:
             self._wakeup.clear()
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or len(self._buffer) >= SQS_MAX_BATCH_ENTRIES:
+            if remaining <= 0 or len(self._buffer) >= full:
                 return
             self._wakeup.wait(remaining)
 
@@ -287,6 +303,10 @@ class SqsBatchSender:
                 "LITELLM_MLFLOW_QUEUE_URL is not set; events are kept in memory (up to the buffer size), not sent"
             )
         return url
+
+    def _next_message(self) -> Entry | None:
+        """The next SQS message: several buffered events packed, or one alone; None when the buffer is empty."""
+        return self._packer.next_message(self._next_entry)
 
     def _next_entry(self) -> Entry | None:
         """The next buffered event, encoded; None when the buffer is empty. Unencodable events are counted lost."""

@@ -118,7 +118,7 @@ def test_event_source_mapping_batches_and_reports_item_failures(app_mode: Synth)
         {
             "EventSourceArn": get_att(app_mode.logical_id(stack.ingest.queue)),
             "FunctionName": {"Ref": app_mode.logical_id(stack.functions.consumer)},
-            "BatchSize": 500,
+            "BatchSize": 50,
             "MaximumBatchingWindowInSeconds": 5,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "ScalingConfig": {"MaximumConcurrency": 5},

@@ -3,15 +3,13 @@ and LiteLLM's privacy switches honoured on success and failure paths alike."""
 
 from __future__ import annotations
 
-import base64
-import gzip
-
 import litellm
 import pytest
 
 from litellm_mlflow import events
 from tests.publish import test_litellm_logger_sqs as logger_tests
 from tests.publish.test_litellm_logger_sqs import wait_until
+from tests.support.sqs_events import body_text, message_events
 
 make_logger = logger_tests.make_logger  # the fixture, shared with the callback's SQS tests
 
@@ -30,9 +28,8 @@ def new_logger(make_logger):
 def raw_bodies(queue) -> list[tuple[str, events.LLMCallEvent]]:
     out = []
     for message in queue.receive_all():
-        body = message["Body"]
-        text = gzip.decompress(base64.b64decode(body)).decode() if body.startswith("H4sI") else body
-        out.append((text, events.decode_body(body, message.get("MessageAttributes"))))
+        text = body_text(message)
+        out.extend((text, event) for event in message_events(message))
     return out
 
 

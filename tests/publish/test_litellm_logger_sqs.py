@@ -20,6 +20,7 @@ import pytest
 from litellm_mlflow import events
 from litellm_mlflow.publish.litellm_logger import Settings, SqsEventLogger
 from litellm_mlflow.publish.sqs_client import default_sqs_client
+from tests.support.sqs_events import all_events
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "gpt-4o-mini"
@@ -58,7 +59,7 @@ def delivered(queue, logger: SqsEventLogger, expected: int) -> list[events.LLMCa
     """Wait until `expected` events were handed to the logger, flush it, and decode everything in the queue."""
     wait_until(lambda: logger.stats()["enqueued"] >= expected, what=f"{expected} events enqueued")
     assert logger.flush(timeout=30), logger.stats()
-    return [events.decode_body(m["Body"], m.get("MessageAttributes")) for m in queue.receive_all()]
+    return all_events(queue.receive_all())
 
 
 @pytest.fixture
@@ -368,7 +369,7 @@ def test_process_that_exits_right_after_200_calls_loses_nothing(sqs_queue, mode:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "calls done" in result.stdout
     handed_over = int(result.stdout.split("handed to the callback:")[1].split()[0])
-    decoded = [events.decode_body(m["Body"], m.get("MessageAttributes")) for m in sqs_queue.receive_all()]
+    decoded = all_events(sqs_queue.receive_all())
     answers = {event.response["choices"][0]["message"]["content"] for event in decoded}
     assert len(by_call_id(decoded)) == handed_over
     assert answers <= {f"answer {i}" for i in range(200)}

@@ -3,18 +3,16 @@ body metadata and content never reach SQS in clear, and content that cannot trav
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import urllib.error
 import urllib.request
 
 import pytest
 
-from litellm_mlflow import events
 from litellm_mlflow.local import wiring
 from litellm_mlflow.local.servers import LitellmProxyServer, offline_env
 from tests.publish.test_litellm_logger_sqs import wait_until
+from tests.support.sqs_events import all_events, body_text, message_events
 
 MASTER_KEY = "sk-master-hostile-test-0123456789"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.bWFsbG9yeS1zaWduYXR1cmUtMTIz"
@@ -64,17 +62,15 @@ def test_credentials_never_leave_and_hostile_content_still_arrives(proxy, sqs_qu
 
     def all_arrived() -> bool:
         received.extend(sqs_queue.receive_all(max_empty_polls=1))
-        return len(received) >= len(prompts)
+        return len(all_events(received)) >= len(prompts)
 
     wait_until(all_arrived, timeout=60, what="the proxy's events in SQS")
-    assert len(received) == len(prompts)
+    assert len(all_events(received)) == len(prompts)
     by_tag = {}
     for message in received:
-        body = message["Body"]
-        text = gzip.decompress(base64.b64decode(body)).decode() if body.startswith("H4sI") else body
-        assert not any(value in text for value in CLEAR_VALUES), "a credential reached SQS in clear"
-        event = events.decode_body(body, message.get("MessageAttributes"))
-        by_tag[event.request_tags[0]] = event
+        assert not any(value in body_text(message) for value in CLEAR_VALUES), "a credential reached SQS in clear"
+        for event in message_events(message):
+            by_tag[event.request_tags[0]] = event
     assert set(by_tag) == set(prompts)
     assert "[REDACTED]" in json.dumps(by_tag["credentials"].messages)
     assert by_tag["noncharacter"].messages[0]["content"] == prompts["noncharacter"]

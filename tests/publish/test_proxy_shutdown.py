@@ -12,8 +12,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from litellm_mlflow import events
 from litellm_mlflow.local.servers import free_port, kill, spawn, wait_http_ok
+from tests.support.sqs_events import all_events
 
 MASTER_KEY = "sk-master-" + "k" * 24
 CONFIG = """
@@ -60,7 +60,7 @@ def test_proxy_sigterm_flushes_buffered_events(sqs_queue, tmp_path: Path) -> Non
         kill(proc)
     assert proc.returncode == -signal.SIGTERM  # uvicorn re-raised the signal: no atexit handler ran
     messages = sqs_queue.receive_all()
-    decoded = [events.decode_body(m["Body"], m.get("MessageAttributes")) for m in messages]
+    decoded = all_events(messages)
     assert sorted(e.messages[0]["content"] for e in decoded) == [f"question {i}" for i in range(9)]
     assert all(e.model_group == "mock-gpt" and e.status == "success" for e in decoded)
     assert not any(MASTER_KEY in m["Body"] or "sk-fake-provider-key" in m["Body"] for m in messages)
