@@ -1,7 +1,8 @@
 """CPU per event of `events.encode_event` (redaction, repairs, serialisation): this tree vs a baseline revision.
 
-Side by side in one process, interleaved run by run: the baseline's events.py is loaded from git (default: the
-revision before the hostile-input work), the current one from the tree. Payloads are real StandardLoggingPayloads
+Side by side in one process, interleaved run by run: the baseline's events.py (and redaction.py, when it has one) is
+loaded from git (default: the revision before the hostile-input work; `--baseline 766b4c5` is the encoder before
+issue 13's CPU work), the current one from the tree. Payloads are real StandardLoggingPayloads
 from LiteLLM mock calls (as in bench_publisher), each with a fresh call id; a second set carries a longer prompt with
 non-ASCII text. Reported: median over runs of thread CPU per event, and the ratio ours / baseline.
 
@@ -29,20 +30,30 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_baseline(revision: str):
-    """The baseline's events.py as its own module (it imports nothing of ours but the standard library)."""
-    source = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "show", f"{revision}:litellm_mlflow/events.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    """The baseline's events.py as its own module, with the redaction module of the same revision if it has one
+    (each imports nothing of ours but that)."""
+    workdir = Path(tempfile.mkdtemp())
+    suffix = revision.replace("/", "_")
+    source = _git_show(revision, "litellm_mlflow/events.py")
     if "litellm_mlflow.redaction" in source:
-        raise SystemExit(f"{revision} already has the redaction module: choose an earlier baseline")
-    path = Path(tempfile.mkdtemp()) / "baseline_events.py"
+        redaction_name = f"baseline_redaction_{suffix}"
+        _load(redaction_name, _git_show(revision, "litellm_mlflow/redaction.py"), workdir)
+        source = source.replace("from litellm_mlflow.redaction import", f"from {redaction_name} import")
+    return _load(f"baseline_events_{suffix}", source, workdir)
+
+
+def _git_show(revision: str, path: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "show", f"{revision}:{path}"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def _load(name: str, source: str, workdir: Path):
+    path = workdir / f"{name}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("baseline_events", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["baseline_events"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -40,11 +40,11 @@ class Store:
         for queue, bodies in self.bodies.items():
             calls = set()
             for body, attributes in bodies:
-                try:
-                    event = events.decode_body(body, attributes)
-                    calls.add(event.call_id or event.event_id)
+                try:  # one event, or several packed ones
+                    parts = events.decode_message(body, attributes)
                 except Exception:  # counted as a message, not as a call
-                    pass
+                    continue
+                calls.update(part.event.call_id or part.event.event_id for part in parts if part.event is not None)
             result[queue] = {"requests": self.requests[queue], "messages": len(bodies), "calls": len(calls)}
         return result
 

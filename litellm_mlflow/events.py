@@ -39,6 +39,7 @@ from litellm_mlflow.redaction import (
     KEY_INFO,
     NEEDS_SCAN,
     REDACTED,
+    SAFE_NAMES,
     SECRET_NAME,
     TEXT_NEEDS_SCAN,
     is_secret_key,
@@ -220,9 +221,23 @@ def _prepare(payload: Mapping[str, Any], log_content: bool) -> tuple[dict[str, A
     priced = model_priced(payload)
     if priced is not None:
         event[MODEL_PRICED_FIELD] = priced
+    skipped = DROPPED_TOP_LEVEL_KEYS if log_content else _DROPPED_WITH_CONTENT
+    plain_names = type(payload) is dict and SAFE_NAMES.issuperset(payload)
+    text_flag = TEXT_NEEDS_SCAN.get
     for key, value in payload.items():
-        if key in DROPPED_TOP_LEVEL_KEYS or (not log_content and key in CONTENT_KEYS):
+        if key in skipped:
             continue
+        if plain_names:  # LiteLLM's own names, already judged plain: scalars are copied at once
+            kind = type(value)
+            if value is None or kind is float or kind is bool or (kind is int and -_BIG_INT < value < _BIG_INT):
+                event[key] = value
+                continue
+            if kind is str and value.isascii():
+                if not cleaner.needs_scan:
+                    flag = text_flag(value)
+                    cleaner.needs_scan = text_needs_scan(value) if flag is None else flag
+                event[key] = value
+                continue
         name = key if type(key) is str else _safe_str(key)
         cleaner.field = name
         if not name.isascii() and _BAD_TEXT.search(name):
@@ -252,6 +267,7 @@ def _prepare(payload: Mapping[str, Any], log_content: bool) -> tuple[dict[str, A
 
 
 _REDACTABLE = (str, bytes, Mapping, list, tuple)
+_DROPPED_WITH_CONTENT = DROPPED_TOP_LEVEL_KEYS | frozenset(CONTENT_KEYS)
 # Text SQS refuses or UTF-8 cannot carry: lone surrogates (JavaScript clients cutting an emoji in half), U+FFFE, U+FFFF.
 _BAD_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -359,6 +375,28 @@ class _Cleaner:
         needs_scan = self.needs_scan
         key_flags = KEY_INFO.get
         text_flag = TEXT_NEEDS_SCAN.get
+        if type(value) is dict and SAFE_NAMES.issuperset(value):
+            # Every name already judged plain (the usual case): only the values need looking at.
+            for key, item in value.items():
+                kind = type(item)
+                if kind is str:
+                    if not item.isascii() and _BAD_TEXT.search(item):
+                        item = self._text(item)
+                    if not needs_scan:
+                        flag = text_flag(item)
+                        needs_scan = text_needs_scan(item) if flag is None else flag
+                    out[key] = item
+                elif item is None or kind is float or kind is bool or (kind is int and -bound < item < bound):
+                    out[key] = item
+                else:
+                    if needs_scan:
+                        self.needs_scan = True
+                    out[key] = self.clean(item, child)
+                    needs_scan = self.needs_scan
+            if needs_scan:
+                self.needs_scan = True
+            self._active.discard(id(value))
+            return out
         for key, item in value.items():
             if type(key) is not str:
                 key = _safe_str(key)
@@ -1040,11 +1078,12 @@ def token_details(payload: Mapping[str, Any]) -> dict[str, int]:
     ours = payload.get(TOKEN_DETAILS_FIELD)
     if isinstance(ours, Mapping):
         return {key: value for key, value in ours.items() if _is_count(value)}
-    metadata = _mapping(payload.get("metadata"))
+    metadata = payload.get("metadata")
+    hidden = payload.get("hidden_params")
     response = payload.get("response")
     for usage in (
-        metadata.get("usage_object"),
-        _mapping(payload.get("hidden_params")).get("usage_object"),
+        metadata.get("usage_object") if isinstance(metadata, Mapping) else None,
+        hidden.get("usage_object") if isinstance(hidden, Mapping) else None,
         response.get("usage") if isinstance(response, Mapping) else None,
     ):
         if isinstance(usage, Mapping) and usage:

@@ -56,6 +56,8 @@ ALLOWED_KEYS = frozenset(
 SECRET_NAME = 1  # its value is replaced by REDACTED
 NEEDS_SCAN = 2  # the name itself holds a marker or an AWS word: the serialised text gets the value scan
 KEY_INFO: dict[str, int] = {}
+# The ASCII names judged plain (no flag): a dict whose names are all here needs no per-name work (`SAFE_NAMES >= d`).
+SAFE_NAMES: set[str] = set()
 _KEY_CACHE_MAX = 8192
 
 
@@ -66,7 +68,10 @@ def key_info(name: str) -> int:
         known = (SECRET_NAME if _judge_key(name) else 0) | (NEEDS_SCAN if _judge_text(name) else 0)
         if len(KEY_INFO) >= _KEY_CACHE_MAX:
             KEY_INFO.clear()
+            SAFE_NAMES.clear()
         KEY_INFO[name] = known
+        if not known and type(name) is str and name.isascii():
+            SAFE_NAMES.add(name)
     return known
 
 

@@ -144,14 +144,17 @@ def test_usage_summaries_match_the_requests(stack, client):
 def test_mlflow_restart_mid_run_loses_nothing(stack, client):
     before = len(all_traces(client))
     failed_before = stack.consumer.totals.failed
+    succeeded_before = stack.consumer.totals.succeeded
     plans = plan_requests(12, seed=23)
     stack.mlflow.stop(hard=True)
     try:
         report = send_all(stack.proxy_url, plans, concurrency=4)
         assert not report.unexpected
-        # The consumer takes the events and fails them (MLflow is down): none may be acknowledged.
+        # The consumer takes the events and fails them (MLflow is down): none may be acknowledged. (The callback
+        # packs several events a message, so the queue holds the outage's events in 1 to 12 messages.)
         poll(lambda: stack.consumer.totals.failed > failed_before, 60, "a batch failed while MLflow is down")
-        poll(lambda: stack.queue_depth() == len(plans), 30, "every event of the outage kept in the queue")
+        poll(lambda: stack.queue_depth() >= 1, 30, "the outage's events kept in the queue")
+        assert stack.consumer.totals.succeeded == succeeded_before
     finally:
         stack.mlflow.start()
     wait_landed(stack, client, before + len(plans))
