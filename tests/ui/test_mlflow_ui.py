@@ -16,12 +16,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from litellm_mlflow.local.periodic_rollup import PeriodicRollup
+from litellm_mlflow.local.servers import MlflowServer
 from litellm_mlflow.local.wiring import UNPRICED_MODEL_GROUP
 from tests.support.demo_calls import demo_payloads
 from tests.support.litellm_events import sqs_event, sqs_record
@@ -38,6 +40,16 @@ PRICED_GROUPS = ("claude-sonnet", "gpt-4o", "gpt-4o-mini", "tools")
 TAG_COLUMNS = {"end_user", "key_alias", "org_alias", "org_id", "team_alias", "team_id"}
 TIMEOUT_MS = 60_000
 EARLIER_HOURS = 3
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """This module's own server: the screenshots use the deployment's default experiment name, which other tests
+    of the session may also write to (the rollup below must read exactly this module's calls)."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-ui"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
