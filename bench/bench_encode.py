@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--baseline", default="9e9fca4")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
     from litellm_mlflow import events
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, values in results.items()
     ]
     title = "Event encoding CPU (redaction + repairs + JSON), ours vs baseline"
-    write_result("encode", title, COMMAND, rows, args.runs)
+    command = COMMAND if not argv else f"{COMMAND} {' '.join(argv)}"
+    write_result("encode", title, command, rows, args.runs)
 
 
 if __name__ == "__main__":

@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offered-delay", type=int, default=40, choices=DELAYS_MS)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of offered load (issue target: 60)")
     parser.add_argument("--baseline", default=BASELINE_REVISION, help="git revision of the baseline's encoder")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     EVENTS[0] = args.events
 

@@ -4,7 +4,8 @@ Retrying a body that does not decode is pointless: SQS would redeliver it as if 
 count moved it to the DLQ, with nothing saying why. The consumer sends such a record to the DLQ itself (the original
 body and attributes, plus `litellm_mlflow.reason` and the source message id as message attributes) and then
 acknowledges it. Whatever the DLQ does not accept is handed back to SQS as a normal failure, so nothing is ever
-acknowledged that is neither stored nor dead-lettered.
+acknowledged that is neither stored nor dead-lettered. One event of a packed record is sent alone, as a one-event
+message whose source id is `<message id>#<its place>` (`record_batch` builds it), so a redrive returns only it.
 """
 
 from __future__ import annotations
