@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import json
 import re
 import uuid
 
@@ -157,3 +158,25 @@ def test_an_ordinary_payload_skips_the_value_scan() -> None:
     assert events._prepare(payload, True)[1] is False
     payload["messages"].append({"role": "user", "content": "my key is sk-proj-Zq8wYx2Vb7Nc4Md1Lk6Jh3Gf"})
     assert events._prepare(payload, True)[1] is True
+
+
+one_event_bodies = st.builds(lambda p: events.encode_event(p, max_bytes=64 * 1024).body, payloads())
+
+
+@SETTINGS
+@given(st.lists(st.one_of(one_event_bodies, st.text(st.characters(blacklist_categories=()), max_size=60)), max_size=5),
+       st.sampled_from([None, 0, 3, 10**6, "2"]), st.booleans())  # fmt: skip
+def test_any_packed_body_gives_parts_or_the_documented_error_only(lines: list, count, compress: bool) -> None:
+    """A packed message whose header, count or lines may be wrong: parts (each an event or a reason), or one
+    EventDecodeError for the whole message; never another exception, never more parts than the limit."""
+    count = len(lines) if count is None else count
+    text = "\n".join([json.dumps({"schema": events.PACKED_SCHEMA, "events": count}), *lines])
+    body = base64.b64encode(gzip.compress(text.encode("utf-8", "surrogatepass"))).decode() if compress else text
+    attributes = {"schema": {"stringValue": events.PACKED_SCHEMA}}
+    try:
+        parts = events.decode_message(body, attributes)
+    except EventDecodeError:
+        return
+    assert len(parts) == count <= events.MAX_EVENTS_PER_MESSAGE
+    for part in parts:
+        assert (part.event is None) != (part.error is None) and part.text is not None
