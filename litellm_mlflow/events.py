@@ -245,11 +245,11 @@ def _prepare(payload: Mapping[str, Any], log_content: bool) -> tuple[dict[str, A
         info = KEY_INFO.get(name)
         if info is None:
             info = key_info(name)
+        if info & NEEDS_SCAN:  # before the secret-name case: the name is context for the values beside it
+            cleaner.needs_scan = True
         if info & SECRET_NAME and isinstance(value, _REDACTABLE):
             event[name] = REDACTED
             continue
-        if info & NEEDS_SCAN:
-            cleaner.needs_scan = True
         kind = type(value)
         if value is None or kind is float or kind is bool:
             event[name] = value
@@ -405,11 +405,11 @@ class _Cleaner:
             info = key_flags(key)
             if info is None:
                 info = key_info(key)
+            if info & NEEDS_SCAN:  # before the secret-name case: the name is context for the values beside it
+                needs_scan = True
             if info & SECRET_NAME and isinstance(item, _REDACTABLE):
                 out[key] = REDACTED
                 continue
-            if info & NEEDS_SCAN:
-                needs_scan = True
             kind = type(item)
             if kind is str:
                 if not item.isascii() and _BAD_TEXT.search(item):

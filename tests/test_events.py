@@ -93,6 +93,23 @@ def random_text(size: int, seed: int = 7) -> str:
 # ------------------------------------------------------------------------------------------------ payload policy
 
 
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"optional_params": {"aws_secret_access_key": "x", "extra": AWS_SECRET}},
+        {"metadata": {"headers": {"x-aws-secret": "zzz"}, "note": AWS_SECRET}},
+    ],
+    ids=["secret-named-param-beside-it", "secret-named-header-elsewhere"],
+)
+def test_an_aws_secret_beside_a_secret_named_field_is_redacted(extra: dict) -> None:
+    """The secret-named field is the only AWS context: it must still switch on the scan of the other values."""
+    body = events.encode_event({"id": "call-1", "model": "m", **extra}).body
+    assert AWS_SECRET not in body and events.REDACTED in body
+
+
 def test_authorization_headers_and_raw_keys_are_redacted() -> None:
     payload = standard_payload()
     payload["metadata"] = {

@@ -7,9 +7,12 @@ already compressed event, or a message put back after an error, travels alone. C
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
+
+logger = logging.getLogger(__name__)
 
 SQS_MAX_BATCH_ENTRIES = 10
 SQS_MAX_BATCH_BYTES = 1_048_576  # the sum of all entries of one SendMessageBatch
@@ -34,6 +37,7 @@ class Entry:
     message: Encoded
     sender_faults: int = 0
     parts: tuple[Entry, ...] = field(default=())
+    packable: bool = True  # False once packing it failed: it travels alone
 
     @property
     def events(self) -> int:
@@ -59,36 +63,48 @@ class MessagePacker:
         self._packable = packable
         self.max_events = max_events if pack is not None else 1
         self._max_text = max(0, max_bytes - _HEADER_ALLOWANCE)
-        self._carry: Entry | None = None
+        self._carry: list[Entry] = []  # taken from the buffer, not yet in a message (sent first, in order)
 
     @property
     def holding(self) -> bool:
-        """An event taken from the buffer that did not fit the last message waits here for the next one."""
-        return self._carry is not None
+        """Events taken from the buffer that did not fit the last message wait here for the next one."""
+        return bool(self._carry)
 
     def next_message(self, next_entry: Callable[[], Entry | None]) -> Entry | None:
         """The next message to send, or None when nothing is buffered."""
-        if self.max_events == 1 and self._carry is None:
+        if self.max_events == 1 and not self._carry:
             return next_entry()
         group: list[Entry] = []
         text = 0
         while len(group) < self.max_events:
-            entry, self._carry = (self._carry, None) if self._carry is not None else (next_entry(), None)
+            entry = self._carry.pop(0) if self._carry else next_entry()
             if entry is None:
                 break
-            alone = entry.parts or not self._packable(entry.message) or entry.message.size > self._max_text
-            if alone or (group and text + entry.message.size > self._max_text):
+            if self._alone(entry) or (group and text + entry.message.size > self._max_text):
                 if not group:
                     return entry
-                self._carry = entry
+                self._carry.insert(0, entry)
                 break
             group.append(entry)
             text += entry.message.size
         if len(group) <= 1:
             return group[0] if group else None
         assert self._pack is not None
-        message = self._pack([entry.message for entry in group])
+        try:
+            message = self._pack([entry.message for entry in group])
+        except Exception:  # a packing bug must not lose the events: they go one per message instead
+            logger.exception("litellm-mlflow: could not pack %d events; sending them one per message", len(group))
+            self._carry[:0] = [replace(entry, packable=False) for entry in group[1:]]
+            return group[0]
         return Entry(",".join(entry.event_id for entry in group), message, parts=tuple(group))
+
+    def _alone(self, entry: Entry) -> bool:
+        if entry.parts or not entry.packable:
+            return True
+        try:
+            return not self._packable(entry.message) or entry.message.size > self._max_text
+        except Exception:  # e.g. an encode function whose result cannot be packed: send it as it is
+            return True
 
 
 def pack_batch(carry: Entry | None, next_entry: Callable[[], Entry | None]) -> tuple[list[Entry], Entry | None]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from litellm_mlflow.events import PACK_MAX_BYTES, pack_events, packable
+from litellm_mlflow.events import MAX_EVENTS_PER_MESSAGE, PACK_MAX_BYTES, pack_events, packable
 from litellm_mlflow.publish import exit_hooks, retry_policy
 from litellm_mlflow.publish.batching import SQS_MAX_BATCH_ENTRIES, Encoded, Entry, MessagePacker, pack_batch
 from litellm_mlflow.publish.delivery import BatchDelivery
@@ -71,7 +71,7 @@ class SqsBatchSender:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
         self._max_in_flight = max_in_flight
-        self._events_per_message = max(1, events_per_message)
+        self._events_per_message = min(max(1, events_per_message), MAX_EVENTS_PER_MESSAGE)
         self._max_message_bytes = min(max_message_bytes, PACK_MAX_BYTES)
         # Events that make a full SendMessageBatch: the dispatcher lingers for this many.
         self._full_batch = SQS_MAX_BATCH_ENTRIES * self._events_per_message

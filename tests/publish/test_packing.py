@@ -66,3 +66,33 @@ def test_a_refused_packed_message_is_split_and_only_the_bad_event_is_lost(sqs_qu
     assert (stats["sent"], stats["failed_permanently"], stats["pending"]) == (6, 1, 0)
     arrived = all_events(sqs_queue.receive_all(queue_url=small))
     assert sorted(event.event_id for event in arrived) == sorted(p["litellm_call_id"] for p in good)
+
+
+def test_events_per_message_above_the_format_limit_is_capped_not_lost(sqs_queue) -> None:
+    published = sender(sqs_queue.url, sqs_queue.endpoint, events_per_message=150, linger_s=5.0)
+    payloads = [payload(f"question {i}") for i in range(300)]
+    for item in payloads:
+        published.submit(item)
+    assert published.flush(30), published.stats()
+
+    arrived = all_events(sqs_queue.receive_all())
+    assert sorted(event.event_id for event in arrived) == sorted(p["litellm_call_id"] for p in payloads)
+    assert published.stats()["pending"] == 0
+
+
+def test_events_are_sent_one_per_message_when_packing_fails(sqs_queue, monkeypatch, caplog) -> None:
+    def broken_pack(messages):
+        raise RuntimeError("packing bug")
+
+    monkeypatch.setattr("litellm_mlflow.publish.sender.pack_events", broken_pack)
+    published = sender(sqs_queue.url, sqs_queue.endpoint, events_per_message=10, linger_s=5.0)
+    payloads = [payload(f"question {i}") for i in range(25)]
+    caplog.set_level(logging.ERROR, logger="litellm_mlflow.publish.batching")
+    for item in payloads:
+        published.submit(item)
+    assert published.flush(30), published.stats()
+
+    messages = sqs_queue.receive_all()
+    assert sorted(event.event_id for event in all_events(messages)) == sorted(p["litellm_call_id"] for p in payloads)
+    assert len(messages) == 25 and "could not pack" in caplog.text
+    assert (published.stats()["sent"], published.stats()["pending"]) == (25, 0)
