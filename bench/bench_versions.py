@@ -163,10 +163,10 @@ def worker(spec_path: str) -> None:
 
     print(json.dumps({"phase": "warm", "failed": len(result.failed), "tree": litellm_mlflow.__file__}), flush=True)
     input()  # the parent resets its request count
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = sink.write(batch)
-    elapsed = time.perf_counter() - started
-    print(json.dumps({"phase": "batch", "seconds": elapsed, "failed": len(result.failed)}), flush=True)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(json.dumps({"phase": "batch", "seconds": elapsed, "cpu_s": cpu, "failed": len(result.failed)}), flush=True)
     input()
     again = sink.write(batch)
     print(json.dumps({"phase": "redelivery", "failed": len(again.failed)}), flush=True)
@@ -210,6 +210,7 @@ def run_path(name: str, pythonpath: Path, url: str, proxy: LatencyProxy, templat
         "events_per_s": events / seconds,
         "requests_per_event": lines["requests"] / events,
         "seconds_per_1000": seconds * 1000 / events,
+        "consumer_cpu_ms_per_event": lines["batch"]["cpu_s"] * 1000 / events,  # the sink's own work, all threads
         "failed": lines["batch"]["failed"],
         "redelivery_failed": lines["redelivery"]["failed"],
         "events": events,
@@ -276,6 +277,8 @@ def version_rows(version: str, measured: dict) -> list[dict]:
     speedups = measured.get("speedups", [])
     per_run = f"; per-run ratios {', '.join(f'{r:.2f}' for r in speedups)}" if runs > 1 else ""
     server = f"; server workers {measured['workers']}" if measured.get("workers", 1) != 1 else ""
+    if measured.get("argv"):
+        server += f"; `{' '.join(measured['argv'])}`"
     rows = [
         {"metric": f"MLflow {version}: events/s per consumer", "ours": round(ours["events_per_s"], 1),
          "baseline": round(base["events_per_s"], 1), "unit": "events/s",
@@ -285,6 +288,10 @@ def version_rows(version: str, measured: dict) -> list[dict]:
         {"metric": f"MLflow {version}: time for 1,000 events", "ours": round(ours["seconds_per_1000"], 1),
          "baseline": round(base["seconds_per_1000"], 1), "unit": "s", "target": "<= 30 s",
          "note": f"ours batch {ours['events']}{scaled}"},
+        *([{"metric": f"MLflow {version}: consumer CPU per event (its own work; the rest of the time is waiting)",
+            "ours": round(ours["consumer_cpu_ms_per_event"], 2),
+            "baseline": round(base["consumer_cpu_ms_per_event"], 2), "unit": "ms"}]
+          if "consumer_cpu_ms_per_event" in ours and "consumer_cpu_ms_per_event" in base else []),
         {"metric": f"MLflow {version}: failed records on redelivery", "ours": ours["redelivery_failed"],
          "baseline": base["redelivery_failed"], "unit": "records", "target": "0",
          "note": "the most in any run" if runs > 1 else ""},
@@ -341,6 +348,7 @@ def measure_version(version: str, args: argparse.Namespace, template: dict, old_
         "runs": args.runs,
         "workers": args.workers,
         "speedups": [o["events_per_s"] / b["events_per_s"] for o, b in zip(ours_runs, base_runs, strict=True)],
+        "argv": args.argv,
     }
     if fast:
         measured["ceiling_shares"] = [o["events_per_s"] / o["ceiling_events_per_s"] for o in ours_runs]
@@ -368,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "its own database there instead of sqlite; results go to versions_postgres.json",
     )
     args = parser.parse_args(argv)
+    args.argv = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg != "--merge"]
 
     template = template_payload()
     figures: dict[str, dict] = {}
@@ -393,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         rows,
         runs=args.runs,
         extra={"figures": figures, "latency_ms": args.latency_ms, "baseline_ref": args.baseline_ref,
-               "argv": sys.argv[1:] if argv is None else argv, "load_average": [load_before, load_after]},
+               "argv": args.argv, "load_average": [load_before, load_after]},
     )  # fmt: skip
     return 0
 
