@@ -35,6 +35,12 @@ def free_port(host: str = LOOPBACK) -> int:
         return sock.getsockname()[1]
 
 
+def _port_taken(message: str) -> bool:
+    """A start failure that says the port was taken (our own check, gunicorn's or uvicorn's words)."""
+    lowered = message.lower()
+    return "already in use" in lowered or "connection in use" in lowered or "errno 98" in lowered
+
+
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
@@ -143,6 +149,9 @@ class MlflowServer:
     ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
+        # A port the OS picked can be taken by another process before the server binds it: the first start then
+        # tries another one (never after a start succeeded: clients hold the URL).
+        self._may_move = port is None
         self.workers = workers
         # Another interpreter runs another MLflow version (see local/mlflow_versions.py); default: this one's.
         self.python = Path(python) if python else Path(sys.executable)
@@ -155,8 +164,17 @@ class MlflowServer:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self, timeout: float = 120.0) -> MlflowServer:
-        self.launch()
-        self.wait_ready(timeout)
+        for attempt in range(3):
+            try:
+                self.launch()
+                self.wait_ready(timeout)
+                break
+            except ServerStartError as exc:
+                if not self._may_move or attempt == 2 or not _port_taken(str(exc)):
+                    raise
+                kill(self.proc, hard=True)
+                self.port = free_port()
+        self._may_move = False
         return self
 
     def wait_ready(self, timeout: float = 120.0) -> None:
