@@ -375,41 +375,22 @@ class _Cleaner:
         needs_scan = self.needs_scan
         key_flags = KEY_INFO.get
         text_flag = TEXT_NEEDS_SCAN.get
-        if type(value) is dict and SAFE_NAMES.issuperset(value):
-            # Every name already judged plain (the usual case): only the values need looking at.
-            for key, item in value.items():
-                kind = type(item)
-                if kind is str:
-                    if not item.isascii() and _BAD_TEXT.search(item):
-                        item = self._text(item)
-                    if not needs_scan:
-                        flag = text_flag(item)
-                        needs_scan = text_needs_scan(item) if flag is None else flag
-                    out[key] = item
-                elif item is None or kind is float or kind is bool or (kind is int and -bound < item < bound):
-                    out[key] = item
-                else:
-                    if needs_scan:
-                        self.needs_scan = True
-                    out[key] = self.clean(item, child)
-                    needs_scan = self.needs_scan
-            if needs_scan:
-                self.needs_scan = True
-            self._active.discard(id(value))
-            return out
+        # Every name already judged plain (the usual case): only the values need looking at.
+        plain_names = type(value) is dict and SAFE_NAMES.issuperset(value)
         for key, item in value.items():
-            if type(key) is not str:
-                key = _safe_str(key)
-            if not key.isascii() and _BAD_TEXT.search(key):
-                key = self._text(key)
-            info = key_flags(key)
-            if info is None:
-                info = key_info(key)
-            if info & NEEDS_SCAN:  # before the secret-name case: the name is context for the values beside it
-                needs_scan = True
-            if info & SECRET_NAME and isinstance(item, _REDACTABLE):
-                out[key] = REDACTED
-                continue
+            if not plain_names:
+                if type(key) is not str:
+                    key = _safe_str(key)
+                if not key.isascii() and _BAD_TEXT.search(key):
+                    key = self._text(key)
+                info = key_flags(key)
+                if info is None:
+                    info = key_info(key)
+                if info & NEEDS_SCAN:  # before the secret-name case: the name is context for the values beside it
+                    needs_scan = True
+                if info & SECRET_NAME and isinstance(item, _REDACTABLE):
+                    out[key] = REDACTED
+                    continue
             kind = type(item)
             if kind is str:
                 if not item.isascii() and _BAD_TEXT.search(item):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
@@ -83,12 +83,10 @@ class RunElection:
     def create(self, key: str, create_run: Callable[[dict[str, str]], str]) -> tuple[str, bool]:
         """Create a run for `key` and elect; (winner's run id, whether it is ours). A losing run is deleted."""
         mine = create_run({self.key_tag: key, VIEW_TAG: PENDING})
-        seen = self.candidates(key)
-        view = len(seen) + (0 if any(c.run_id == mine for c in seen) else 1)
+        seen = self.candidates(key)  # ours included: the store shows a create once it has answered it
+        view = len(seen)
         self.client.set_tag(mine, VIEW_TAG, str(view))
-        seen = [c if c.run_id != mine else Candidate(mine, c.start_time, view, False) for c in seen]
-        if not any(c.run_id == mine for c in seen):
-            seen.append(Candidate(mine, self.client.get_run(mine).info.start_time or 0, view, False))
+        seen = [replace(c, view=view) if c.run_id == mine else c for c in seen]
         winner = self.winner(key, seen) or mine
         if winner != mine:
             self.client.delete_run(mine)
