@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delays", default="15,40", help="SQS round trips in ms, comma-separated")
     parser.add_argument("--step-s", type=float, default=5.0, help="seconds per step (issue target: 60)")
     parser.add_argument("--reps", type=int, default=2, help="repetitions of each step (medians)")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",")]
     delays = [float(d) for d in args.delays.split(",")]
