@@ -1,15 +1,17 @@
 """A real LiteLLM proxy under fixed offered load, three ways side by side: no logging callback, LiteLLM's built-in
 `aws_sqs`, and ours, each publishing to a delaying SQS endpoint on 127.0.0.1 (15 and 40 ms round trip).
 
-Three proxies (`litellm --num_workers N`, mock model, our callback configured as the README says) start once and
-are driven in turn, step by step (each offered rate and delay, repeated; medians): an open-loop load generator
-sends requests at a fixed rate whatever the answers' speed. Per step: the proxy's achieved requests/s, p50/p99
-latency, CPU per request (the proxy's whole process tree, from /proc). At the end: events delivered / calls made
-per publisher (distinct LiteLLM call ids in the queue) and each publisher's SQS requests, after the proxies shut
-down gracefully (SIGTERM: our callback flushes; aws_sqs flushes every second, `sqs_flush_interval=1`).
+Three proxies (`litellm --num_workers N`, mock model, our callback configured as the README says) start once. Each
+step (an offered rate and SQS delay) runs in rounds: every round gives each way one slice of `--slice-s` seconds, in
+an order rotated from round to round, so the machine's slow and fast moments fall on the three ways alike (a shared
+2-vCPU machine drifts between them over tens of seconds). An open-loop load generator sends requests at a fixed rate
+whatever the answers' speed, on connections kept open for the whole run. Per step, over all its slices pooled: the
+proxy's achieved requests/s, p50/p99 latency, CPU per request (the proxy's whole process tree, from /proc). At the
+end: events delivered / calls made per publisher (distinct LiteLLM call ids in the queue) and each publisher's SQS
+requests, after the proxies shut down gracefully (SIGTERM: our callback flushes; aws_sqs flushes every second,
+`sqs_flush_interval=1`).
 
-    python -m bench.bench_proxy [--workers 2] [--rates 20,40] [--delays 15,40] [--step-s 5] [--reps 2]
-    (the issue's full target: --step-s 60)
+    python -m bench.bench_proxy [--workers 2] [--rates 10,20] [--delays 15,40] [--slice-s 5] [--rounds 6]
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from bench.common import median, percentile, write_result
+from bench.common import percentile, write_result
 from bench.delaying_sqs import DelayingSqs
 from litellm_mlflow.local import wiring
 from litellm_mlflow.local.servers import LitellmProxyServer, offline_env
@@ -75,46 +78,64 @@ def proxy_for(mode: str, sqs: DelayingSqs, workdir: Path, workers: int) -> Litel
     return LitellmProxyServer(workdir, config, env, workers=workers, name=f"proxy-{mode}")
 
 
-async def offered_load(url: str, rate: float, seconds: float) -> dict[str, float]:
+async def offered_load(client: httpx.AsyncClient, rate: float, seconds: float) -> dict[str, Any]:
     """Open loop: request i starts at i / rate whatever the earlier ones do; latencies of successful answers."""
     latencies: list[float] = []
     failures = 0
-    headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+
+    async def one() -> None:
+        nonlocal failures
+        started = time.perf_counter()
+        try:
+            response = await client.post("/chat/completions", json=REQUEST)
+            ok = response.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if ok:
+            latencies.append(time.perf_counter() - started)
+        else:
+            failures += 1
+
+    count = int(rate * seconds)
+    t0 = time.perf_counter()
+    tasks = []
+    for i in range(count):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    elapsed = max(time.perf_counter() - t0, seconds)
+    return {"sent": count, "ok": len(latencies), "failed": failures, "elapsed_s": elapsed, "latencies": latencies}
+
+
+def client_for(proxy: LitellmProxyServer) -> httpx.AsyncClient:
+    """One client per proxy for the whole run: its connections stay open between slices, as a busy caller's do."""
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as client:
-
-        async def one() -> None:
-            nonlocal failures
-            started = time.perf_counter()
-            try:
-                response = await client.post("/chat/completions", json=REQUEST)
-                ok = response.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - started)
-            else:
-                failures += 1
-
-        count = int(rate * seconds)
-        t0 = time.perf_counter()
-        tasks = []
-        for i in range(count):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - t0
-    return {"sent": count, "ok": len(latencies), "failed": failures, "achieved": len(latencies) / max(elapsed, seconds),
-            "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000}  # fmt: skip
+    headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+    return httpx.AsyncClient(base_url=proxy.url, headers=headers, timeout=60, limits=limits)
 
 
-def step(proxy: LitellmProxyServer, rate: float, seconds: float) -> dict[str, float]:
+async def one_slice(proxy: LitellmProxyServer, client: httpx.AsyncClient, rate: float, seconds: float) -> dict:
     cpu_before = tree_cpu_s(proxy.proc.pid)
-    result = asyncio.run(offered_load(proxy.url, rate, seconds))
-    result["cpu_ms_per_request"] = (tree_cpu_s(proxy.proc.pid) - cpu_before) * 1000 / max(1, result["ok"])
+    result = await offered_load(client, rate, seconds)
+    result["cpu_s"] = tree_cpu_s(proxy.proc.pid) - cpu_before
     return result
+
+
+def pooled(slices: list[dict]) -> dict[str, float]:
+    """One step's figures over all its slices: percentiles of every latency, rates and CPU from the sums."""
+    latencies = [latency for part in slices for latency in part["latencies"]]
+    ok = sum(part["ok"] for part in slices)
+    return {
+        "sent": sum(part["sent"] for part in slices),
+        "ok": ok,
+        "failed": sum(part["failed"] for part in slices),
+        "achieved": ok / sum(part["elapsed_s"] for part in slices),
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "cpu_ms_per_request": sum(part["cpu_s"] for part in slices) * 1000 / max(1, ok),
+    }
 
 
 def wait_quiet(sqs: DelayingSqs, seconds: float = 3.0, timeout: float = 60.0) -> dict:
@@ -131,24 +152,48 @@ def wait_quiet(sqs: DelayingSqs, seconds: float = 3.0, timeout: float = 60.0) ->
 
 
 NOTES = [
-    "Three proxies (litellm --num_workers 2, one mock model) started once, driven in turn with alternating "
-    "order; the load generator runs on the same 2-vCPU machine, which other jobs shared during the run.",
-    "Latencies vary several-fold between repetitions on the shared machine (a proxy without any callback was "
-    "sometimes the slowest): read p50/p99 as noise-bound; CPU per request (the proxy's whole process tree) is"
-    " the steadier figure.",
+    "Three proxies (litellm --num_workers 2, one mock model) started once. Each step (offered rate, SQS delay) is "
+    "measured in rounds: every round gives each way one slice of --slice-s seconds, in an order rotated from round "
+    "to round, so the machine's slow and fast moments fall on all three alike. Percentiles are over every answer of "
+    "the step's slices pooled; the load generator runs on the same 2-vCPU machine.",
+    "CPU per request is the proxy's whole process tree (from /proc) over the requests answered.",
     "Delivered = distinct LiteLLM call ids in each publisher's queue after a graceful proxy shutdown, over "
     "all calls made (warm-up included).",
-    "Full target: python -m bench.bench_proxy --step-s 60.",
 ]
+
+
+async def measure(proxies, sqs, rates, delays, rounds, slice_s, calls, samples) -> None:
+    clients = {mode: client_for(proxy) for mode, proxy in proxies.items()}
+    try:
+        for mode in MODES:  # warm-up: every worker's lazy imports and first connections
+            for rate in (10, 20):
+                warm = await offered_load(clients[mode], rate, 2.0)
+                calls[mode] += warm["ok"] + warm["failed"]
+        for delay in delays:
+            sqs.set_delay(delay)
+            for rate in rates:
+                for round_index in range(rounds):
+                    shift = round_index % len(MODES)
+                    for mode in MODES[shift:] + MODES[:shift]:
+                        part = await one_slice(proxies[mode], clients[mode], rate, slice_s)
+                        calls[mode] += part["ok"] + part["failed"]
+                        samples.setdefault((mode, delay, rate), []).append(part)
+                for mode in MODES:
+                    figures = pooled(samples[(mode, delay, rate)])
+                    print(f"{mode:8s} {delay:g} ms {rate:g}/s: " + ", ".join(f"{k}={v:.4g}" for k, v in
+                          figures.items()), flush=True)  # fmt: skip
+    finally:
+        for client in clients.values():
+            await client.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2, help="proxy worker processes (litellm --num_workers)")
-    parser.add_argument("--rates", default="20,40", help="offered requests/s, comma-separated")
+    parser.add_argument("--rates", default="10,20", help="offered requests/s, comma-separated")
     parser.add_argument("--delays", default="15,40", help="SQS round trips in ms, comma-separated")
-    parser.add_argument("--step-s", type=float, default=5.0, help="seconds per step (issue target: 60)")
-    parser.add_argument("--reps", type=int, default=2, help="repetitions of each step (medians)")
+    parser.add_argument("--slice-s", type=float, default=5.0, help="seconds each way runs before the next takes over")
+    parser.add_argument("--rounds", type=int, default=6, help="slices per way and step (pooled)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",")]
@@ -157,27 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     sqs = DelayingSqs(delays[0], workdir)
     proxies = {mode: proxy_for(mode, sqs, workdir, args.workers) for mode in MODES}
-    samples: dict[tuple[str, float, float], list[dict[str, float]]] = {}
+    samples: dict[tuple[str, float, float], list[dict]] = {}
     calls = dict.fromkeys(MODES, 0)
     try:
         for proxy in proxies.values():
             proxy.launch()
         for proxy in proxies.values():
             proxy.wait_ready(300)
-        for mode, proxy in proxies.items():  # warm-up: every worker's lazy imports and first connections
-            for rate in (10, 20):
-                warm = asyncio.run(offered_load(proxy.url, rate, 2.0))
-                calls[mode] += warm["ok"] + warm["failed"]
-        for delay in delays:
-            sqs.set_delay(delay)
-            for rate in rates:
-                for rep in range(args.reps):
-                    for mode in MODES if rep % 2 == 0 else reversed(MODES):
-                        result = step(proxies[mode], rate, args.step_s)
-                        calls[mode] += result["ok"] + result["failed"]
-                        samples.setdefault((mode, delay, rate), []).append(result)
-                        print(f"{mode:8s} {delay:g} ms {rate:g}/s: " + ", ".join(f"{k}={v:.4g}" for k, v in
-                              result.items()), flush=True)  # fmt: skip
+        asyncio.run(measure(proxies, sqs, rates, delays, args.rounds, args.slice_s, calls, samples))
         wait_quiet(sqs)
     finally:
         for proxy in proxies.values():
@@ -188,11 +220,17 @@ def main(argv: list[str] | None = None) -> int:
         line.count("event buffer full")
         for line in (workdir / "proxy-ours.log").read_text(errors="replace").splitlines()
     )
-    rows = rows_from(samples, rates, delays, calls, final, overflow_lines)
+    figures = {key: pooled(parts) for key, parts in samples.items()}
+    rows = rows_from(figures, rates, delays, calls, final, overflow_lines)
     command = COMMAND if not argv else f"{COMMAND} {' '.join(argv)}"
     title = f"A real LiteLLM proxy ({args.workers} workers, mock model): no callback vs aws_sqs vs ours"
-    extra = {"samples": {"|".join(map(str, key)): value for key, value in samples.items()}, "sqs": final}
-    write_result("proxy", title, command, rows, runs=args.reps, extra={**extra, "notes": NOTES})
+    per_slice = {
+        "|".join(map(str, key)): [{k: v for k, v in part.items() if k != "latencies"} for part in parts]
+        for key, parts in samples.items()
+    }
+    extra = {"slices": per_slice, "sqs": final, "notes": NOTES}
+    how = f"{args.rounds} rounds of {args.slice_s:g} s slices a way, pooled"
+    write_result("proxy", title, command, rows, runs=args.rounds, extra=extra, how=how)
     return 0
 
 
@@ -204,9 +242,9 @@ FIGURES = (
 )
 
 
-def rows_from(samples, rates, delays, calls, final, overflow_lines) -> list[dict]:
+def rows_from(figures, rates, delays, calls, final, overflow_lines) -> list[dict]:
     def med(mode: str, delay: float, rate: float, key: str) -> float:
-        return round(median([s[key] for s in samples[(mode, delay, rate)]]), 2)
+        return round(figures[(mode, delay, rate)][key], 2)
 
     rows: list[dict] = []
     for delay in delays:

@@ -40,8 +40,11 @@ def _ratio(ours: object, baseline: object) -> float | None:
     return None
 
 
-def write_result(name: str, title: str, command: str, rows: list[dict], runs: int, extra: dict | None = None) -> Path:
-    """Print the table and write bench/results/<name>.json."""
+def write_result(
+    name: str, title: str, command: str, rows: list[dict], runs: int, extra: dict | None = None, how: str | None = None
+) -> Path:
+    """Print the table and write bench/results/<name>.json; `how` says how the figures were taken when they are not
+    medians of `runs` runs."""
     for row in rows:
         row.setdefault("baseline", None)
         row.setdefault("target", None)
@@ -54,6 +57,7 @@ def write_result(name: str, title: str, command: str, rows: list[dict], runs: in
         "date": dt.date.today().isoformat(),
         "machine": machine_note(),
         "runs": runs,
+        "how": how or how_measured(runs),
         "rows": rows,
         **(extra or {}),
     }
@@ -62,6 +66,10 @@ def write_result(name: str, title: str, command: str, rows: list[dict], runs: in
     path.write_text(json.dumps(document, indent=2) + "\n")
     print_table(document)
     return path
+
+
+def how_measured(runs: int) -> str:
+    return f"{runs} run(s), median"
 
 
 def _fmt(value: object) -> str:
@@ -77,7 +85,8 @@ def print_table(document: dict) -> None:
     header = ["metric", "ours", "baseline", "ratio", "unit", "target"]
     table = [header] + [[_fmt(r.get(h)) if h != "metric" else r["metric"] for h in header] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    print(f"\n{document['title']}  ({document['runs']} runs, median; {document['machine']})")
+    how = document.get("how") or how_measured(document["runs"])
+    print(f"\n{document['title']}  ({how}; {document['machine']})")
     for i, line in enumerate(table):
         print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(line)))
         if i == 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.common import RESULTS_DIR
+from bench.common import RESULTS_DIR, how_measured
 
 OUTPUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 ORDER = ["callback", "publisher", "encode", "proxy", "consumer", "versions", "e2e", "soak", "layer"]
@@ -60,7 +60,7 @@ def figures_table(documents: list[dict]) -> list[str]:
             lines.append(
                 f"| {doc['name']} | {row['metric'].strip()} | {_fmt(row.get('ours'))} | {_fmt(row.get('baseline'))} | "
                 f"{_ratio(row)} | {row.get('unit', '')} | {_fmt(row.get('target'))} | "
-                f"`{doc['command']}`, {doc['runs']} run(s), median; {doc['date']} |"
+                f"`{doc['command']}`, {doc.get('how') or how_measured(doc['runs'])}; {doc['date']} |"
             )
     return lines
 
