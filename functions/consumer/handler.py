@@ -3,9 +3,10 @@
 Thin on purpose: decode each record into its events (one, or several packed; `sink.record_batch` has the rules), hand
 the good events to the sink in one bulk write, and answer with the records to retry (`batchItemFailures`, for an
 event source mapping with ReportBatchItemFailures). An event that can never be stored (it does not decode, or no
-trace can be built from it) goes to the DLQ at once, alone, with its reason when LITELLM_MLFLOW_DLQ_URL is set, and
-its record is acknowledged only once the DLQ holds it; metrics count events, each stored event once. The sink is
-built once per container, on first use, from MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_NAME.
+trace can be built from it) goes to the DLQ at once, without the good events of its record, with its reason when
+LITELLM_MLFLOW_DLQ_URL is set, and its record is acknowledged only once the DLQ holds it; metrics count events, each
+stored event once. The sink is built once per container, on first use, from MLFLOW_TRACKING_URI and
+MLFLOW_EXPERIMENT_NAME.
 """
 
 from __future__ import annotations

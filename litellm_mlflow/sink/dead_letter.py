@@ -4,8 +4,9 @@ Retrying a body that does not decode is pointless: SQS would redeliver it as if 
 count moved it to the DLQ, with nothing saying why. The consumer sends such a record to the DLQ itself (the original
 body and attributes, plus `litellm_mlflow.reason` and the source message id as message attributes) and then
 acknowledges it. Whatever the DLQ does not accept is handed back to SQS as a normal failure, so nothing is ever
-acknowledged that is neither stored nor dead-lettered. One event of a packed record is sent alone, as a one-event
-message whose source id is `<message id>#<its place>` (`record_batch` builds it), so a redrive returns only it.
+acknowledged that is neither stored nor dead-lettered. A packed record's poison events are sent without the
+others, as one message whose source id is `<message id>#<their places>` (`record_batch` builds it), so a redrive
+returns only them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ MAX_REASON_CHARS = 1000
 _MAX_ATTRIBUTES = 10
 _MAX_ENTRIES = 10
 _MAX_BATCH_BYTES = 900 * 1024
+MAX_BODY_BYTES = _MAX_BATCH_BYTES - 2048  # one dead-lettered body, with room for its attributes
 EMPTY_BODY = "(empty message body)"
 
 
@@ -35,6 +37,7 @@ class Rejected:
 
     record: Mapping[str, Any]
     reason: str
+    events: int = 1  # the events it holds (several poison events of one packed record travel together)
 
     @property
     def message_id(self) -> str:

@@ -58,33 +58,40 @@ def _stored_calls(client: MlflowClient, experiment_name: str) -> list[str]:
     return sorted(trace.data.spans[0].attributes["litellm.call_id"] for trace in traces)
 
 
-def test_a_poison_event_is_dead_lettered_alone_and_the_others_are_stored(
+def test_poison_events_are_dead_lettered_together_without_the_others_which_are_stored(
     sqs_queue, consumer, mlflow_server, experiment_name, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(DLQ_URL_ENV, sqs_queue.dlq_url)
     good = [payload(f"good-{i}-{uuid.uuid4().hex[:6]}") for i in range(3)]
     no_times = payload("no-times", startTime=None, endTime=None)
     record = packed_record(good[0], no_times, good[1], raw_line("not json"), good[2])
+    lone = packed_record(
+        payload(f"fine-{uuid.uuid4().hex[:6]}"), payload("no-times-either", startTime=None, endTime=None)
+    )
 
-    assert failed_ids(consumer(sqs_event([record]))) == set()
+    assert failed_ids(consumer(sqs_event([record, lone]))) == set()
 
     dead = {
         m["MessageAttributes"][SOURCE_MESSAGE_ATTRIBUTE]["StringValue"]: m
         for m in sqs_queue.receive_all(sqs_queue.dlq_url)
     }
-    assert set(dead) == {f"{record['messageId']}#1", f"{record['messageId']}#3"}
-    reasons = {key: message["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"] for key, message in dead.items()}
-    assert "startTime" in reasons[f"{record['messageId']}#1"]
-    assert "not valid JSON" in reasons[f"{record['messageId']}#3"]
-    poison = dead[f"{record['messageId']}#1"]
-    # The DLQ message is that event alone, in the one-event format, so a redrive sends back only it.
-    assert poison["MessageAttributes"][events.SCHEMA_ATTRIBUTE]["StringValue"] == events.SCHEMA
-    assert '"no-times"' in poison["Body"] and all(p["litellm_call_id"] not in poison["Body"] for p in good)
+    # One DLQ message per record: its poison events travel together, so the DLQ takes them all or none.
+    assert set(dead) == {f"{record['messageId']}#1,3", f"{lone['messageId']}#1"}
+    both = dead[f"{record['messageId']}#1,3"]
+    reason = both["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
+    assert "event 1:" in reason and "startTime" in reason and "event 3:" in reason and "not valid JSON" in reason
+    parts = events.decode_message(both["Body"], both["MessageAttributes"])
+    assert [part.event for part in parts] == [None, None]
+    assert '"no-times"' in parts[0].text and parts[1].text == "not json"
+    assert all(p["litellm_call_id"] not in both["Body"] for p in good)
+    # A single poison event is that event alone, in the one-event format.
+    alone = dead[f"{lone['messageId']}#1"]
+    assert alone["MessageAttributes"][events.SCHEMA_ATTRIBUTE]["StringValue"] == events.SCHEMA
     with pytest.raises(events.EventDecodeError, match="startTime"):
-        events.decode_message(poison["Body"], poison["MessageAttributes"])
-    assert dead[f"{record['messageId']}#3"]["Body"] == "not json"
+        events.decode_message(alone["Body"], alone["MessageAttributes"])
 
-    assert _stored_calls(MlflowClient(mlflow_server.url), experiment_name) == sorted(p["litellm_call_id"] for p in good)
+    stored = _stored_calls(MlflowClient(mlflow_server.url), experiment_name)
+    assert [call for call in stored if not call.startswith("fine-")] == sorted(p["litellm_call_id"] for p in good)
 
 
 def test_a_record_with_a_transient_failure_goes_back_whole_and_counts_each_call_once(
