@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.common import median, write_result
 from litellm_mlflow.events import LLMCallEvent
-from litellm_mlflow.rollup.rollup import READ_SLICES, Rollup
+from litellm_mlflow.rollup.rollup import READ_WORKERS, Rollup
 from litellm_mlflow.rollup.state import THROUGH_TAG
 
 GROUPS = ("chat", "fast", "coder", "embed", "vision")
@@ -70,7 +70,7 @@ def load(url: str, experiment: str, traces: int, hour: int) -> None:
 def one_pass(client, experiment_id: str, hour: int, slices: int) -> tuple[float, float, object]:
     """(wall s, client CPU s, report) of a pass that re-reads and re-writes `hour`."""
     client.set_experiment_tag(experiment_id, THROUGH_TAG, str(hour - 1))
-    rollup = Rollup(client, experiment_id, grace_s=900, read_slices=slices)
+    rollup = Rollup(client, experiment_id, grace_s=900, read_workers=slices)
     started, cpu = time.perf_counter(), time.process_time()
     report = rollup.run(now_s=(hour + 1) * 3600 + 900)
     assert report.hours_written == [hour], report.hours_written
@@ -82,11 +82,11 @@ def measure(url: str, experiment: str, hour: int, runs: int, expected: int | Non
 
     client = MlflowClient(url)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    passes: dict[int, list] = {1: [], READ_SLICES: []}
+    passes: dict[int, list] = {1: [], READ_WORKERS: []}
     for _ in range(runs):  # interleaved, so both see the same machine load
         for slices in passes:
             passes[slices].append(one_pass(client, experiment_id, hour, slices))
-    ours, serial = passes[READ_SLICES], passes[1]
+    ours, serial = passes[READ_WORKERS], passes[1]
     traces = ours[0][2].traces_read
     # The summaries' request counts must equal the traces stored, on every pass.
     assert expected is None or {report.traces_read for _, _, report in ours + serial} == {expected}, expected
@@ -103,7 +103,7 @@ def measure(url: str, experiment: str, hour: int, runs: int, expected: int | Non
     per_call = round(PER_HOUR_AT_100_PER_S * PER_CALL_POINTS)
     return [
         {"metric": "traces in the hour", "ours": traces, "unit": "traces"},
-        {"metric": f"read the hour's trace infos ({READ_SLICES} slices at once vs 1)", "ours": round(read_s, 2),
+        {"metric": f"read the hour's trace infos ({READ_WORKERS} slices at once vs 1)", "ours": round(read_s, 2),
          "baseline": round(serial_read_s, 2), "unit": "s"},
         {"metric": "read rate", "ours": round(traces / read_s), "baseline": round(traces / serial_read_s),
          "unit": "traces/s"},

@@ -8,43 +8,52 @@ next pass re-reads that hour and, only if a figure changed, rebuilds the affecte
 day and the totals after it (MLflow cannot overwrite a point in place).
 
 One pass per invocation: per-deployment runs the per-call writer left RUNNING are finished first (leftover_runs),
-then reopened hours, then every hour closed since the last pass, oldest first, until the deadline. It is
-meant to run as one instance at a time (the Lambda has a reserved concurrency of 1); a second instance at once would
-only repeat identical writes.
+then reopened hours, then every hour closed since the last pass, oldest first, until the deadline. An hour is read
+in one-minute slices (hour_reader.py); a pass that reaches its deadline inside an hour saves the slices it read
+(slice_progress.py) and the next pass reads only the others, so an hour larger than one pass can read still gets
+written. It is meant to run as one instance at a time (the Lambda has a reserved concurrency of 1); a second
+instance at once would only repeat identical writes (or make the other's saved slices be read again).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow.entities import Metric
 
-from litellm_mlflow.rollup.figures import TOTAL_FIGURES, CallRecord, WindowPartial, running_totals
+from litellm_mlflow.rollup.figures import TOTAL_FIGURES, WindowPartial, running_totals
+from litellm_mlflow.rollup.hour_reader import (
+    READ_WORKERS,
+    SAVE_EVERY_S,
+    SLICE_S,
+    HourRead,
+    HourReader,
+    Partials,
+    aggregate,
+    merge_into,
+    requests_of,
+)
 from litellm_mlflow.rollup.leftover_runs import finish_leftover_runs
+from litellm_mlflow.rollup.slice_progress import PART_TAG_PREFIX, SliceProgress
 from litellm_mlflow.rollup.state import CLOCK_MARGIN_S, RollupState, grace_seconds
 from litellm_mlflow.rollup.summary_runs import (
     HOUR_TAG_PREFIX,
     HourState,
     Kind,
-    SummaryKey,
     SummaryRun,
     SummaryRuns,
 )
-from litellm_mlflow.rollup.trace_reader import read_window
+from litellm_mlflow.rollup.trace_reader import PAGE_SIZE, read_window
 from litellm_mlflow.rollup.windows import Period, Window, last_closed_hour
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BACKFILL_HOURS = 7 * 24
-# A window is read as this many slices at once: the server answers pages faster than one client thread asks for
-# them (and remote servers add a round trip per page). Merging slices is exact, so the figures do not depend on it.
-READ_SLICES = 4
 HOUR_PREFIX, DAY_PREFIX, TOTAL_PREFIX = "hour/", "day/", "total/"
 # Hour states are kept this long after their hour: the day is written from them, and a late event of the day
 # before is still corrected from them without re-reading that day's traces.
@@ -63,15 +72,14 @@ class RollupReport:
     requests_sent: int = 0
     read_seconds: float = 0.0
     write_seconds: float = 0.0
-
-
-def aggregate(calls: Iterable[CallRecord], teams: bool = True) -> dict[SummaryKey, WindowPartial]:
-    partials: dict[SummaryKey, WindowPartial] = defaultdict(WindowPartial)
-    for call in calls:
-        partials[SummaryKey(Kind.MODEL_GROUP, call.model_group)].add(call)
-        if teams and call.team:
-            partials[SummaryKey(Kind.TEAM, call.team)].add(call)
-    return dict(partials)
+    # How far the hour reads got: one-minute slices read by this pass, saved for the next one, taken from an
+    # earlier pass's save, given up at the hard deadline; the hour left unfinished and its slices still to read.
+    slices_read: int = 0
+    slices_saved: int = 0
+    slices_reused: int = 0
+    slices_abandoned: int = 0
+    unfinished_hour: int | None = None
+    unfinished_slices_left: int = 0
 
 
 def window_metrics(prefix: str, window: Window, partial: WindowPartial) -> list[Metric]:
@@ -83,6 +91,18 @@ def total_metrics(window: Window, totals: dict[str, float]) -> list[Metric]:
 
 
 @dataclass
+class _Pass:
+    """What one pass works with: the runs, the experiment's state, the hour reader, the report and the deadlines."""
+
+    runs: SummaryRuns
+    state: RollupState
+    reader: HourReader
+    report: RollupReport
+    deadline: float | None
+    give_up_at: float | None
+
+
+@dataclass
 class Rollup:
     client: Any
     experiment_id: str
@@ -90,57 +110,96 @@ class Rollup:
     backfill_hours: int = DEFAULT_BACKFILL_HOURS
     team_summaries: bool = True
     clock_margin_s: float = CLOCK_MARGIN_S
-    read_slices: int = READ_SLICES
+    read_workers: int = READ_WORKERS
+    slice_s: int = SLICE_S
+    save_every_s: float = SAVE_EVERY_S
+    page_size: int = PAGE_SIZE
+    clock: Callable[[], float] = time.monotonic  # what the deadlines are compared with
 
-    def run(self, now_s: float | None = None, deadline: float | None = None) -> RollupReport:
-        """One pass; `deadline` (time.monotonic()) is when to stop starting hours (the next pass goes on)."""
+    def run(
+        self, now_s: float | None = None, deadline: float | None = None, give_up_at: float | None = None
+    ) -> RollupReport:
+        """One pass. `deadline` (on `clock`, time.monotonic() by default): stop starting hours and slices, finish the
+        slices in flight and save them (the next pass goes on). `give_up_at`: stop inside a slice read too (the
+        interrupted slice is dropped, the others saved); it must leave time for the save."""
+        if 3600 % self.slice_s:
+            raise ValueError(f"slice_s must divide an hour, not {self.slice_s}")
         now_s = time.time() if now_s is None else now_s
         report = RollupReport()
         runs = SummaryRuns(self.client, self.experiment_id)
         runs.load()
         report.leftover_runs_finished = finish_leftover_runs(self.client, self.experiment_id, runs.link_output_model)
         state = RollupState.load(self.client, self.experiment_id)
-        last = last_closed_hour(now_s, self.grace_s)
-        for hour in state.reopened(self.clock_margin_s):
-            if _past(deadline):
-                break
-            self._recheck(Window(Period.HOUR, hour), runs, state, report)
-        for hour in range(self._first_hour(state, last), last + 1):
-            if _past(deadline):
-                break
-            state.set_closing(hour)
-            self._write_hour(Window(Period.HOUR, hour), runs, report)
-            state.set_through(hour)
-            report.hours_written.append(hour)
-        if report.hours_written:
-            state.prune(report.hours_written[-1])
-        report.requests_sent = runs.requests_sent
+        progress = SliceProgress.load(self.client, self.experiment_id, runs)
+        reader = HourReader(
+            self.client, self.experiment_id, progress, teams=self.team_summaries, workers=self.read_workers,
+            slice_s=self.slice_s, save_every_s=self.save_every_s, page_size=self.page_size, clock=self.clock,
+        )  # fmt: skip
+        progress.forget(set(state.reopened(self.clock_margin_s)), state.through_hour)
+        try:
+            self._pass(_Pass(runs, state, reader, report, deadline, give_up_at), now_s)
+        finally:
+            counts = reader.counts
+            report.slices_read, report.slices_saved = counts.read, counts.saved
+            report.slices_reused, report.slices_abandoned = counts.reused, counts.abandoned
+            report.requests_sent = runs.requests_sent
         return report
+
+    def _pass(self, p: _Pass, now_s: float) -> None:
+        last = last_closed_hour(now_s, self.grace_s)
+        for hour in p.state.reopened(self.clock_margin_s):
+            if self._past(p.deadline) or not self._recheck(Window(Period.HOUR, hour), p):
+                return
+        for hour in range(self._first_hour(p.state, last), last + 1):
+            if self._past(p.deadline):
+                break
+            p.state.set_closing(hour)
+            if not self._write_hour(Window(Period.HOUR, hour), p):
+                break
+            p.state.set_through(hour)
+            p.reader.progress.finish(hour)
+            p.report.hours_written.append(hour)
+        if p.report.hours_written:
+            p.state.prune(p.report.hours_written[-1])
 
     # ------------------------------------------------------------------------------------------ hours
 
-    def _read(self, window: Window, report: RollupReport) -> dict[SummaryKey, WindowPartial]:
-        """The window's partial figures per summary, its slices read in parallel and merged."""
+    def _read_hour(self, hour: Window, p: _Pass) -> HourRead | None:
+        """The hour's read (resumed from saved slices), or None when the pass stopped inside it."""
+        started, traces_before = time.perf_counter(), p.reader.counts.traces_read
+        try:
+            read = p.reader.read(hour, p.deadline, p.give_up_at)
+        finally:
+            p.report.traces_read += p.reader.counts.traces_read - traces_before
+            p.report.read_seconds += time.perf_counter() - started
+        if read is None:
+            saved = p.reader.progress.saved(hour.index, self.slice_s).slices
+            p.report.unfinished_hour, p.report.unfinished_slices_left = hour.index, 3600 // self.slice_s - len(saved)
+        return read
+
+    def _read_whole(self, window: Window, report: RollupReport) -> Partials:
+        """A whole window read at once (a day whose hour states are gone), in parallel slices, nothing saved."""
         started = time.perf_counter()
         span = window.end_ms - window.start_ms
-        bounds = [window.start_ms + span * i // self.read_slices for i in range(self.read_slices + 1)]
+        bounds = [window.start_ms + span * i // self.read_workers for i in range(self.read_workers + 1)]
 
-        def read_slice(start_ms: int, end_ms: int) -> dict[SummaryKey, WindowPartial]:
-            calls = read_window(self.client, self.experiment_id, start_ms, end_ms)
+        def read_slice(start_ms: int, end_ms: int) -> Partials:
+            calls = read_window(self.client, self.experiment_id, start_ms, end_ms, self.page_size)
             return aggregate(calls, teams=self.team_summaries)
 
-        merged: dict[SummaryKey, WindowPartial] = defaultdict(WindowPartial)
-        with ThreadPoolExecutor(max_workers=self.read_slices, thread_name_prefix="rollup-read") as pool:
+        merged: Partials = {}
+        with ThreadPoolExecutor(max_workers=self.read_workers, thread_name_prefix="rollup-read") as pool:
             for partials in pool.map(read_slice, bounds[:-1], bounds[1:]):
-                for key, partial in partials.items():
-                    merged[key].merge(partial)
-        report.traces_read += sum(p.requests for key, p in merged.items() if key.kind is Kind.MODEL_GROUP)
+                merge_into(merged, partials)
+        report.traces_read += requests_of(merged)
         report.read_seconds += time.perf_counter() - started
-        return dict(merged)
+        return merged
 
-    def _write_hour(self, hour: Window, runs: SummaryRuns, report: RollupReport) -> None:
-        partials = self._read(hour, report)
-        started = time.perf_counter()
+    def _write_hour(self, hour: Window, p: _Pass) -> bool:
+        read = self._read_hour(hour, p)
+        if read is None:
+            return False
+        runs, partials, started = p.runs, read.partials, time.perf_counter()
         for key in partials:
             runs.get_or_create(key)
         for run in list(runs.runs.values()):
@@ -155,7 +214,11 @@ class Rollup:
             runs.write(run, metrics, {f"{HOUR_TAG_PREFIX}{hour.index}": HourState(partial, totals).encode()})
             expired = [f"{HOUR_TAG_PREFIX}{h}" for h in run.hour_indexes() if h <= hour.index - KEEP_HOUR_STATES]
             runs.delete_tags(run, expired)
-        report.write_seconds += time.perf_counter() - started
+        p.report.write_seconds += time.perf_counter() - started
+        return True
+
+    def _past(self, deadline: float | None) -> bool:
+        return deadline is not None and self.clock() >= deadline
 
     def _first_hour(self, state: RollupState, last: int) -> int:
         if state.through_hour is not None:
@@ -169,9 +232,11 @@ class Rollup:
 
     # ------------------------------------------------------------------------------------------ late traces
 
-    def _recheck(self, hour: Window, runs: SummaryRuns, state: RollupState, report: RollupReport) -> None:
-        started_ms = int(time.time() * 1000)
-        partials = self._read(hour, report)
+    def _recheck(self, hour: Window, p: _Pass) -> bool:
+        read = self._read_hour(hour, p)
+        if read is None:
+            return False
+        runs, partials, report = p.runs, read.partials, p.report
         for key in partials:
             runs.get_or_create(key)
         for run in list(runs.runs.values()):
@@ -183,8 +248,10 @@ class Rollup:
                 continue
             self._correct(run, hour, new, runs, report)
             report.runs_rebuilt.append(run.key.run_name)
-        state.set_checked(hour.index, started_ms)
+        p.state.set_checked(hour.index, read.started_ms)
+        p.reader.progress.finish(hour.index)
         report.hours_rechecked.append(hour.index)
+        return True
 
     def _correct(self, run: SummaryRun, hour: Window, new: WindowPartial, runs: SummaryRuns, report: RollupReport):
         """Rebuild `run` with `hour` replaced by `new`: that hour, its day (if written) and every total after it."""
@@ -219,13 +286,14 @@ class Rollup:
             run.tags.update({f"{HOUR_TAG_PREFIX}{i}": s.encode() for i, s in states.items() if s is not None})
             _put(points, window_metrics(DAY_PREFIX, day, self._recomputed_day(run, day, report)))
         tags = {f"{HOUR_TAG_PREFIX}{i}": s.encode() for i, s in states.items() if s is not None}
+        tags.update({k: v for k, v in run.tags.items() if k.startswith(PART_TAG_PREFIX)})  # other hours' saved slices
         runs.rebuild(run, points, tags)
 
     def _recomputed_day(self, run: SummaryRun, day: Window, report: RollupReport) -> WindowPartial:
         if not _day_states_pruned(run, day):
             return _day_partial(run, day, {})
         # The day's hour states are gone (more than two days late): read the whole day once.
-        return self._read(day, report).get(run.key, WindowPartial())
+        return self._read_whole(day, report).get(run.key, WindowPartial())
 
 
 def _day_partial(run: SummaryRun, day: Window, known: dict[int, WindowPartial]) -> WindowPartial:
@@ -279,7 +347,3 @@ def _take_window(points: Points, prefix: str, step: int) -> dict[str, float]:
 def _put(points: Points, metrics: list[Metric]) -> None:
     for metric in metrics:
         points.setdefault(metric.key, {})[metric.step] = metric
-
-
-def _past(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline

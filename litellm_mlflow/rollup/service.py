@@ -39,9 +39,13 @@ def apply_client_defaults() -> None:
 
 
 def rollup_from_env(
-    deadline: float | None = None, now_s: float | None = None, environ: dict[str, str] | None = None
+    deadline: float | None = None,
+    now_s: float | None = None,
+    environ: dict[str, str] | None = None,
+    give_up_at: float | None = None,
 ) -> RollupReport:
-    """One pass over the configured experiment (nothing to do, and an empty report, if it does not exist yet)."""
+    """One pass over the configured experiment (nothing to do, and an empty report, if it does not exist yet);
+    the deadlines are Rollup.run's."""
     env = os.environ if environ is None else environ
     uri = (env.get("MLFLOW_TRACKING_URI") or "").strip()
     if not uri:
@@ -69,4 +73,4 @@ def rollup_from_env(
     rollup = Rollup(
         client, experiment.experiment_id, grace_s=grace, backfill_hours=backfill, team_summaries=teams == "true"
     )
-    return rollup.run(now_s=now_s, deadline=deadline)
+    return rollup.run(now_s=now_s, deadline=deadline, give_up_at=give_up_at)

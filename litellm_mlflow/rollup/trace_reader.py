@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from litellm_mlflow.rollup.figures import CallRecord
@@ -31,14 +31,28 @@ def window_filter(start_ms: int, end_ms: int) -> str:
     return f"trace.timestamp_ms >= {int(start_ms)} AND trace.timestamp_ms < {int(end_ms)}"
 
 
-def read_window(client: Any, experiment_id: str, start_ms: int, end_ms: int) -> Iterator[CallRecord]:
-    """Every litellm-mlflow call whose trace starts in [start_ms, end_ms), page by page."""
+class ReadAbandoned(Exception):
+    """The read was given up between two pages (its caller's hard deadline passed): what it yielded is incomplete."""
+
+
+def read_window(
+    client: Any,
+    experiment_id: str,
+    start_ms: int,
+    end_ms: int,
+    page_size: int = PAGE_SIZE,
+    give_up: Callable[[], bool] | None = None,
+) -> Iterator[CallRecord]:
+    """Every litellm-mlflow call whose trace starts in [start_ms, end_ms), page by page; raises ReadAbandoned
+    before a page (the first one included) once `give_up()` is true."""
     token = None
     while True:
+        if give_up is not None and give_up():
+            raise ReadAbandoned(f"window [{start_ms}, {end_ms}) given up before a page")
         page = client.search_traces(
             locations=[experiment_id],
             filter_string=window_filter(start_ms, end_ms),
-            max_results=PAGE_SIZE,
+            max_results=page_size,
             page_token=token,
             include_spans=False,
         )

@@ -62,3 +62,21 @@ def test_windows_sit_on_readable_steps_and_close_after_the_grace_period() -> Non
     assert len(hour.day().hours()) == 24 and hour.day().hours()[-1].is_last_hour_of_day
     assert last_closed_hour(hour.end_s + 899, grace_s=900) == hour.index - 1
     assert last_closed_hour(hour.end_s + 900, grace_s=900) == hour.index
+
+
+def test_partials_of_slices_cut_anywhere_merge_to_the_same_figures_and_percentiles() -> None:
+    rng = random.Random(14)
+    calls = [call(rng.lognormvariate(6, 1.5), ok=rng.random() > 0.1, ttft=rng.choice([None, rng.uniform(5, 900)]))
+             for _ in range(3000)]  # fmt: skip
+    whole = WindowPartial()
+    for record in calls:
+        whole.add(record)
+    for _ in range(20):
+        cuts = sorted(rng.sample(range(1, len(calls)), rng.randint(1, 59)))
+        merged = WindowPartial()
+        for start, end in zip([0, *cuts], [*cuts, len(calls)], strict=True):
+            part = WindowPartial()
+            for record in calls[start:end]:
+                part.add(record)
+            merged.merge(WindowPartial.decode(part.encode()))  # as saved in a run tag and read back
+        assert merged.encode() == whole.encode() and merged.figures() == whole.figures()
