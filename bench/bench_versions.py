@@ -155,7 +155,8 @@ def worker(spec_path: str) -> None:
     from litellm_mlflow.events import event_from_payload
     from litellm_mlflow.sink.writer import MlflowSink, SinkSettings
 
-    sink = MlflowSink(SinkSettings(tracking_uri=spec["url"], experiment_name=spec["experiment"]))
+    extra = {"max_in_flight": spec["in_flight"]} if spec.get("in_flight") else {}
+    sink = MlflowSink(SinkSettings(tracking_uri=spec["url"], experiment_name=spec["experiment"], **extra))
     warm = [event_from_payload(p) for p in spec["warmup"]]
     batch = [event_from_payload(p) for p in spec["batch"]]
     result = sink.write(warm)
@@ -172,12 +173,63 @@ def worker(spec_path: str) -> None:
     print(json.dumps({"phase": "redelivery", "failed": len(again.failed)}), flush=True)
 
 
-def run_path(name: str, pythonpath: Path, url: str, proxy: LatencyProxy, template: dict, events: int) -> dict:
+def process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (the server's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending, seen = 0.0, [pid], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def commit_latency_ms(directory: Path, commits: int = 40) -> float:
+    """Median time of one small sqlite commit in `directory` (the disk's sync latency, which a 1-worker sqlite server
+    pays twice per trace on 3.0.1 and which other work on a shared machine moves a lot)."""
+    import sqlite3
+
+    path = directory / f"commit-probe-{uuid.uuid4().hex[:6]}.db"
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("CREATE TABLE t (a INTEGER)")
+        connection.commit()
+        times = []
+        for i in range(commits):
+            started = time.perf_counter()
+            connection.execute("INSERT INTO t VALUES (?)", (i,))
+            connection.commit()
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        connection.close()
+        path.unlink(missing_ok=True)
+    return statistics.median(times)
+
+
+def run_path(
+    name: str,
+    pythonpath: Path,
+    url: str,
+    proxy: LatencyProxy,
+    template: dict,
+    events: int,
+    server_pid: int | None = None,
+    in_flight: int | None = None,
+) -> dict:
     spec = {
         "url": url,
         "experiment": f"bench-{name}-{uuid.uuid4().hex[:8]}",
         "warmup": payloads(template, 6, time.time() - 3600),
         "batch": payloads(template, events, time.time() - 600),
+        "in_flight": in_flight,
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(spec, handle)
@@ -192,11 +244,13 @@ def run_path(name: str, pythonpath: Path, url: str, proxy: LatencyProxy, templat
             line = json.loads(proc.stdout.readline())
             lines[phase] = line
             if phase == "warm":
+                server_cpu = process_tree_cpu_s(server_pid) if server_pid else 0.0
                 proc.stdin.write("\n")
                 proc.stdin.flush()
                 proxy.take()
             elif phase == "batch":
                 lines["requests"] = proxy.take()
+                server_cpu = (process_tree_cpu_s(server_pid) - server_cpu) if server_pid else None
                 proc.stdin.write("\n")
                 proc.stdin.flush()
         proc.wait(timeout=60)
@@ -206,7 +260,7 @@ def run_path(name: str, pythonpath: Path, url: str, proxy: LatencyProxy, templat
         os.unlink(handle.name)
     seconds = lines["batch"]["seconds"]
     assert lines["warm"]["tree"].startswith(str(pythonpath)), lines["warm"]["tree"]
-    return {
+    figures = {
         "events_per_s": events / seconds,
         "requests_per_event": lines["requests"] / events,
         "seconds_per_1000": seconds * 1000 / events,
@@ -215,6 +269,9 @@ def run_path(name: str, pythonpath: Path, url: str, proxy: LatencyProxy, templat
         "redelivery_failed": lines["redelivery"]["failed"],
         "events": events,
     }
+    if server_cpu is not None:
+        figures["server_cpu_ms_per_event"] = server_cpu * 1000 / events  # the server's process tree, this batch only
+    return figures
 
 
 def create_database(server_uri: str, version: str, python: Path) -> str:
@@ -288,6 +345,12 @@ def version_rows(version: str, measured: dict) -> list[dict]:
         {"metric": f"MLflow {version}: time for 1,000 events", "ours": round(ours["seconds_per_1000"], 1),
          "baseline": round(base["seconds_per_1000"], 1), "unit": "s", "target": "<= 30 s",
          "note": f"ours batch {ours['events']}{scaled}"},
+        *([{"metric": f"MLflow {version}: server CPU per event (its process tree, during the batch)",
+            "ours": round(ours["server_cpu_ms_per_event"], 2), "baseline": round(base["server_cpu_ms_per_event"], 2),
+            "unit": "ms", "note": "1 server worker: its CPU plus its commits' disk waits bound the batch's time"}]
+          if "server_cpu_ms_per_event" in ours and "server_cpu_ms_per_event" in base else []),
+        *([{"metric": f"MLflow {version}: sqlite commit on this disk, median (measured after each run)",
+            "ours": round(ours["sqlite_commit_ms"], 2), "unit": "ms"}] if "sqlite_commit_ms" in ours else []),
         *([{"metric": f"MLflow {version}: consumer CPU per event (its own work; the rest of the time is waiting)",
             "ours": round(ours["consumer_cpu_ms_per_event"], 2),
             "baseline": round(base["consumer_cpu_ms_per_event"], 2), "unit": "ms"}]
@@ -332,9 +395,12 @@ def measure_version(version: str, args: argparse.Namespace, template: dict, old_
         proxy = LatencyProxy(server.port, args.latency_ms / 1000)
         try:
             for round_ in range(args.runs):
-                ours = run_path("ours", REPO_ROOT, proxy.url, proxy, template, args.events)
+                pid = server.proc.pid if server.proc else None
+                ours = run_path("ours", REPO_ROOT, proxy.url, proxy, template, args.events, pid, args.in_flight)
                 base = run_path("baseline", old_tree, proxy.url, proxy, template,
-                                args.events if fast else args.baseline_events)  # fmt: skip
+                                args.events if fast else args.baseline_events, pid)  # fmt: skip
+                if not args.postgres:
+                    ours["sqlite_commit_ms"] = base["sqlite_commit_ms"] = commit_latency_ms(workdir)
                 if fast:
                     ours["ceiling_events_per_s"] = otlp_ceiling(proxy.url, template, args.events)
                 ours_runs.append(ours)
@@ -368,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="rounds per version (medians are reported)")
     parser.add_argument("--workers", type=int, default=1, help="`mlflow server --workers` (results get a _w<N> name)")
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
+    parser.add_argument("--in-flight", type=int, help="ours only: SinkSettings.max_in_flight (default: the sink's)")
+    parser.add_argument("--result", help="results name (default: versions[_postgres][_w<N>])")
     parser.add_argument("--merge", action="store_true", help="keep the other versions' figures of the last run")
     parser.add_argument(
         "--postgres",
@@ -387,7 +455,9 @@ def main(argv: list[str] | None = None) -> int:
         for version in args.versions.split(","):
             figures[version] = measure_version(version, args, template, old_tree, Path(workdir))
     load_after = os.getloadavg()
-    name = ("versions_postgres" if args.postgres else "versions") + (f"_w{args.workers}" if args.workers != 1 else "")
+    name = args.result or (
+        ("versions_postgres" if args.postgres else "versions") + (f"_w{args.workers}" if args.workers != 1 else "")
+    )
     if args.merge and (RESULTS_DIR / f"{name}.json").exists():
         figures = {**json.loads((RESULTS_DIR / f"{name}.json").read_text())["figures"], **figures}
     rows = [row for version, measured in figures.items() for row in version_rows(version, measured)]
@@ -397,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     write_result(
         name,
         f"Consumer sink per MLflow server version behind a {args.latency_ms:g} ms proxy ({backend}{workers}), "
-        f"median of {args.runs} run(s), {load}",
+        f"median of {args.runs} run(s), {load}; baseline: the sink at {args.baseline_ref}",
         COMMAND,
         rows,
         runs=args.runs,

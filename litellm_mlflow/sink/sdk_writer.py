@@ -2,9 +2,10 @@
 
 Does what MLflow's own V3 exporter does, but synchronously and with every error surfaced instead of logged and
 dropped: spans through `log_spans` (servers 3.4+) or as the trace's span artifact (older servers), and the
-TraceInfo (tags, metadata, client request id = event id) through StartTrace. On 3.0/3.1 servers the client itself
-falls back to the v2 calls, which make their own trace ids, so redelivery is made safe by the batch's stored-trace
-look-up (stored_traces.py, by the `event_id` tag) before anything is written.
+TraceInfo (tags, metadata, client request id = event id) through StartTrace. 3.0/3.1 servers have only the v2
+calls, which make their own trace ids, so redelivery is made safe by the batch's stored-trace look-up
+(stored_traces.py, by the `event_id` tag) before anything is written; there the three calls a trace needs go as
+plain JSON over the sink's transport (v2_trace_calls.py), not through MLflow's client.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from mlflow.entities import TraceData
+from mlflow.entities import TraceData, TraceState
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracing.client import TracingClient
 from mlflow.tracing.constant import SpanAttributeKey, SpansLocation, TraceMetadataKey, TraceTagKey
+from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 
+from litellm_mlflow.sink import v2_trace_calls
 from litellm_mlflow.sink.otlp_writer import DEADLINE_REASON
 from litellm_mlflow.sink.stored_traces import EVENT_ID_TAG
 from litellm_mlflow.sink.trace_builder import BuiltTrace
+from litellm_mlflow.sink.transport import RequestRejected, Transport
 
 
 @dataclass
@@ -38,6 +42,9 @@ class SdkTraceWriter:
     # cost that the server adds up from the spans (sent here as well, they would count twice).
     spans_follow: bool = False
     v2_api: bool = False  # 3.0/3.1: go straight to the v2 calls instead of a StartTraceV3 that answers 404 each time
+    # The v2 calls as plain JSON over this transport instead of MLflow's client (v2_trace_calls.py: ~8 ms less of the
+    # consumer's CPU per trace); None: MLflow's client.
+    transport: Transport | None = None
     requests_sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -54,7 +61,7 @@ class SdkTraceWriter:
                 failures[trace.trace_id] = DEADLINE_REASON
                 return
             try:
-                self._write_one(trace)
+                self._write_one(trace, deadline)
             except Exception as exc:
                 if _is_rejection(exc):
                     failures[trace.trace_id] = f"MLflow rejected the trace: {_short(exc)}"
@@ -101,7 +108,7 @@ class SdkTraceWriter:
             list(pool.map(finish, found))
         return failures
 
-    def _write_one(self, trace: BuiltTrace) -> None:
+    def _write_one(self, trace: BuiltTrace, deadline: float | None = None) -> None:
         if self.spans_follow:
             info = trace.trace_info()
             for key in (TraceMetadataKey.TOKEN_USAGE, TraceMetadataKey.COST):
@@ -123,6 +130,9 @@ class SdkTraceWriter:
         if usage and TraceMetadataKey.TOKEN_USAGE not in info.trace_metadata:
             # Newer servers derive it from the spans; the 3.0/3.1 v2 API keeps only what the client sends.
             info.trace_metadata[TraceMetadataKey.TOKEN_USAGE] = json.dumps(usage)
+        if self.v2_api and self.transport is not None:
+            self._write_v2(trace, info, deadline)
+            return
         if self.v2_api and hasattr(self.client.store, "deprecated_end_trace_v2"):
             info = self._start_v2(info)
         else:
@@ -130,6 +140,25 @@ class SdkTraceWriter:
             info = self.client.start_trace(info)
         if info.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value:
             self._count()
+            self.client._upload_trace_data(info, TraceData(spans=[trace.span]))
+
+    def _write_v2(self, trace: BuiltTrace, info, deadline: float | None) -> None:
+        """3.0/3.1 over the transport: the v2 start call with the tags and metadata, the end call with the status and
+        end time only, then the span artifact (through the server's artifact proxy, else MLflow's repositories)."""
+        self._count()
+        started = v2_trace_calls.start_trace(
+            self.transport, info.experiment_id, info.request_time, info.trace_metadata, info.tags, deadline
+        )
+        self._count()
+        status = "ERROR" if info.state == TraceState.ERROR else "OK"
+        v2_trace_calls.end_trace(
+            self.transport, started.request_id, info.request_time + info.execution_duration, status, deadline
+        )
+        self._count()
+        data = v2_trace_calls.span_data(trace)
+        if not v2_trace_calls.upload_spans(self.transport, started.artifact_location, data, deadline):
+            if started.artifact_location:
+                info.tags[MLFLOW_ARTIFACT_LOCATION] = started.artifact_location
             self.client._upload_trace_data(info, TraceData(spans=[trace.span]))
 
     def _start_v2(self, info):
@@ -162,6 +191,8 @@ class SdkTraceWriter:
 
 def _is_rejection(exc: Exception) -> bool:
     """A 4xx answer (the payload is at fault) as opposed to an unreachable or failing server."""
+    if isinstance(exc, RequestRejected):
+        return 400 <= exc.status < 500 and exc.status not in (408, 429)
     if isinstance(exc, (RestException, MlflowException)):
         status = exc.get_http_status_code()
         return 400 <= status < 500 and status not in (408, 429)

@@ -110,6 +110,7 @@ class MlflowSink:
         self._metrics_writer = None
         self._stored_lookup = None
         self._late_marker: LateWindowMarker | None = None
+        self._transport: Transport | None = None
 
     @classmethod
     def from_env(cls) -> MlflowSink:
@@ -140,7 +141,7 @@ class MlflowSink:
         capabilities = detect(transport, self.settings.trace_mode, deadline)
         client = MlflowClient(self.settings.tracking_uri)
         experiment_id = resolve_experiment(client, self.settings.experiment_name)
-        self.capabilities = capabilities
+        self.capabilities, self._transport = capabilities, transport
         gzip_min_bytes = GZIP_MIN_BYTES if capabilities.accepts_gzip else None
         lookup = StoredTraceLookup(
             TracingClient(self.settings.tracking_uri),
@@ -187,6 +188,7 @@ class MlflowSink:
             spans_logged=spans_logged,
             spans_follow=spans_follow,
             v2_api=v2_api,
+            transport=self._transport if v2_api else None,
         )
 
     # ------------------------------------------------------------------------------------------ writing
