@@ -7,6 +7,7 @@ saves the slices it read, and the next scheduled pass reads the rest of the hour
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from typing import Any
@@ -18,6 +19,9 @@ from litellm_mlflow.rollup.service import rollup_from_env
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "litellm-mlflow-rollup")
 
 logger = Logger()
+# The library's progress lines ("hour N: K slices saved") reach the runtime's log between the pass's start and its
+# report, so a pass that runs long shows how far it got.
+logging.getLogger("litellm_mlflow.rollup").setLevel(logging.INFO)
 
 # Stop starting slices this long before Lambda's own timeout: the slices in flight (one minute of traces each), their
 # save and an hour's writes must still fit.

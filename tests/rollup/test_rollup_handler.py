@@ -3,6 +3,7 @@ environment, nothing done before the consumer made the experiment, one pass writ
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +30,7 @@ def test_the_handler_does_nothing_before_the_experiment_exists_then_rolls_up_clo
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
     handler = load_handler(HANDLER)
     assert handler({}, Context())["hours_written"] == []
+    assert logging.getLogger("litellm_mlflow.rollup.hour_reader").isEnabledFor(logging.INFO)  # progress lines logged
 
     hour = int(time.time() // 3600) - 3
     start = hour * 3600 + 120.0
@@ -36,6 +38,7 @@ def test_the_handler_does_nothing_before_the_experiment_exists_then_rolls_up_clo
     assert not MlflowSink(SinkSettings(mlflow_server.url, experiment)).write([event]).failed
     report = handler({}, Context())
     assert report["traces_read"] == 1 and report["hours_written"][0] == hour
+    assert report["unfinished_hour"] is None and report["slices_read"] >= 60  # one search read each quiet hour whole
     client = MlflowClient(mlflow_server.url)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     (run,) = client.search_runs([experiment_id])  # the summary run; the consumer made no per-deployment run
