@@ -91,7 +91,7 @@ class HourReader:
 
     def read(self, hour: Window, deadline: float | None = None, give_up_at: float | None = None) -> HourRead | None:
         """The hour's partial figures, or None if the deadline came first (what was read is saved)."""
-        saved = self.progress.saved(hour.index, self.slice_s)
+        saved, saved_before = self.progress.saved(hour.index, self.slice_s), self.counts.saved
         self.counts.reused += len(saved.slices)
         todo = [i for i in range(3600 // self.slice_s) if i not in saved.slices]
         if not saved.slices:
@@ -146,7 +146,7 @@ class HourReader:
             raise failure
         if unsaved:
             self._save(hour, fresh, unsaved)
-        left = 3600 // self.slice_s - len(saved.slices) - len(unsaved)
+        left = 3600 // self.slice_s - len(saved.slices) - (self.counts.saved - saved_before)
         logger.info("hour %d unfinished: %d slices left for the next pass", hour.index, left)
         return None
 
