@@ -19,7 +19,12 @@ MIN_REQUEST_TIMEOUT_S = 1.0
 
 
 class ServerUnavailable(RuntimeError):
-    """The server could not be reached or answered 5xx/429: the work is retryable (SQS redelivers it)."""
+    """The server could not be reached or answered 5xx/429: the work is retryable (SQS redelivers it). `status`: the
+    HTTP status when the server answered (None: no answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RequestRejected(RuntimeError):
@@ -83,7 +88,8 @@ class Transport:
         except Exception as exc:  # mlflow wraps exhausted retries in MlflowException
             raise ServerUnavailable(f"{method} {endpoint}: {_short(exc)}") from exc
         if response.status_code >= 500 or response.status_code in (408, 429):
-            raise ServerUnavailable(f"{method} {endpoint}: HTTP {response.status_code}: {_short(response.text)}")
+            message = f"{method} {endpoint}: HTTP {response.status_code}: {_short(response.text)}"
+            raise ServerUnavailable(message, response.status_code)
         return response
 
 

@@ -15,6 +15,7 @@ fallback, `upload_spans` returns False).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -23,13 +24,16 @@ from mlflow.tracing.utils import TraceJSONEncoder
 from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 
 from litellm_mlflow.sink.trace_builder import BuiltTrace
-from litellm_mlflow.sink.transport import RequestRejected, Transport
+from litellm_mlflow.sink.transport import RequestRejected, ServerUnavailable, Transport
 
 TRACES_ENDPOINT = "/api/2.0/mlflow/traces"
 PROXIED_ARTIFACTS_SCHEME = "mlflow-artifacts:"
 PROXIED_ARTIFACTS_ENDPOINT = "/api/2.0/mlflow-artifacts/artifacts"
 TRACE_DATA_FILE_NAME = "traces.json"  # what MLflow's artifact repository names it (and reads back)
 _JSON = {"Content-Type": "application/json"}
+# Answers after which a StartTrace is known not stored, so sending it again cannot make a second trace.
+NOT_PROCESSED_STATUSES = (429, 503)
+START_RETRY_DELAYS_S = (0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -48,15 +52,25 @@ def start_trace(
     tags: dict[str, str],
     deadline: float | None = None,
 ) -> StartedTrace:
-    """StartTrace (v2): never retried here, because the server makes a new trace for each one it receives; a start
-    whose answer was lost is found on redelivery by its `event_id` tag."""
+    """StartTrace (v2). The server makes a new trace for each one it stores, so it is sent again only after an answer
+    that says it was not processed (429, 503: throttled or unavailable, `START_RETRY_DELAYS_S`, within the deadline).
+    A start without an answer (timeout, dropped connection) or with another 5xx is not retried: if it was stored,
+    the redelivery finds it by its `event_id` tag."""
     body = {
         "experiment_id": str(experiment_id),
         "timestamp_ms": int(timestamp_ms),
         "request_metadata": [{"key": key, "value": str(value)} for key, value in metadata.items()],
         "tags": [{"key": key, "value": str(value)} for key, value in tags.items()],
     }
-    answer = _json_call(transport, "POST", TRACES_ENDPOINT, body, deadline, retries=0)
+    for delay in (*START_RETRY_DELAYS_S, None):
+        try:
+            answer = _json_call(transport, "POST", TRACES_ENDPOINT, body, deadline, retries=0)
+            break
+        except ServerUnavailable as exc:
+            late = deadline is not None and time.monotonic() + (delay or 0) >= deadline
+            if delay is None or exc.status not in NOT_PROCESSED_STATUSES or late:
+                raise
+            time.sleep(delay)
     info = answer.get("trace_info") or {}
     request_id = info.get("request_id")
     if not request_id:

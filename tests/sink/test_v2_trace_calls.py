@@ -34,11 +34,17 @@ class V2Server:
     def __init__(self, artifact_root: str = "mlflow-artifacts:/7", start_status: int = 200, down: bool = False):
         self.artifact_root, self.start_status, self.down = artifact_root, start_status, down
         self.calls: list[tuple[str, str, bytes, int | None]] = []
+        self.deadlines: list[float | None] = []
+        self.start_answers: list[int] = []  # HTTP statuses to answer the next starts with, before `start_status`
 
     def request(self, method, endpoint, *, data=None, headers=None, deadline=None, retries=None):
         if self.down:
             raise ServerUnavailable("connection refused")
         self.calls.append((method, endpoint, data, retries))
+        self.deadlines.append(deadline)
+        if method == "POST" and self.start_answers:
+            status = self.start_answers.pop(0)
+            raise ServerUnavailable(f"POST {endpoint}: HTTP {status}", status)  # what Transport raises for 5xx/429
         if method == "POST":
             request_id = f"tr-{len(self.calls):032x}"
             location = f"{self.artifact_root}/traces/{request_id}/artifacts"
@@ -138,3 +144,30 @@ def test_nothing_is_started_past_the_deadline():
     server = V2Server()
     failures = _writer(server).write(_traces(2), deadline=time.monotonic() - 1)
     assert set(failures.values()) == {DEADLINE_REASON} and server.calls == []
+
+
+def test_every_call_is_bounded_by_the_batch_deadline():
+    server = V2Server()
+    deadline = time.monotonic() + 60
+    assert _writer(server).write(_traces(2), deadline=deadline) == {}
+    assert len(server.deadlines) == 6 and set(server.deadlines) == {deadline}
+
+
+def test_a_start_is_sent_again_only_after_an_answer_that_says_it_was_not_stored(monkeypatch):
+    from litellm_mlflow.sink import v2_trace_calls
+
+    monkeypatch.setattr(v2_trace_calls, "START_RETRY_DELAYS_S", (0.0, 0.0))
+    server = V2Server()
+    server.start_answers = [503, 429]  # throttled / unavailable: nothing stored, so it goes again
+    assert _writer(server).write(_traces(1)) == {}
+    assert [method for method, *_ in server.calls] == ["POST"] * 3 + ["PATCH", "PUT"]
+
+    server = V2Server()
+    server.start_answers = [500]  # the server failed while handling it: it may be stored, so the redelivery decides
+    failures = _writer(server).write(_traces(1))
+    assert [method for method, *_ in server.calls] == ["POST"]
+    assert next(iter(failures.values())).startswith("MLflow unavailable")
+
+    server = V2Server()
+    server.start_answers = [503, 503, 503]  # still refused after the retries: back to SQS
+    assert len(_writer(server).write(_traces(1))) == 1 and len(server.calls) == 3
