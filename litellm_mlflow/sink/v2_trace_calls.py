@@ -1,13 +1,15 @@
 """The per-trace calls of the 3.0/3.1 path as plain JSON over the sink's Transport, without MLflow's tracking client.
 
-Measured on 3.0.1 behind the bench's proxy: MLflow's client spent ~2.5 ms of CPU on each of these calls (protobuf to
-JSON and back, a TraceInfo conversion, and for the span artifact a temporary directory and file per trace): ~8 ms
-of the consumer's CPU per trace, on the same cores as the server in a small deployment and always billed in a
-Lambda. The bodies here are what MLflow's RestStore sends (StartTrace / EndTrace of the v2 API, and the
-`traces.json` its artifact repository uploads), and they go through MLflow's own `http_request` (Transport), so
-SageMaker's signing applies unchanged.
+Measured on 3.0.1 behind the bench's proxy: MLflow's client spent ~2.5-3 ms of CPU on each of these calls, ~2 ms of
+it in the HTTP request itself (MLflow's `http_request`, kept here) and the rest in protobuf to JSON and back, a
+TraceInfo conversion and, for the span artifact, a temporary directory and file per trace. Without that the
+consumer's CPU per event fell by about a quarter (bench_versions: 10.3 -> 7.5 ms on sqlite), CPU a Lambda of 1 GB
+(~0.6 vCPU) pays in time. The bodies here are what MLflow's RestStore sends (StartTrace / EndTrace of the v2 API,
+and the `traces.json` its artifact repository uploads), and they go through MLflow's own `http_request`
+(Transport), so SageMaker's signing applies unchanged.
 
-Only a span artifact location served by the tracking server's artifact proxy (`mlflow-artifacts:/...`, no host)
+The span artifact upload serves 3.4/3.5 too, where the spans are still an artifact beside a StartTraceV3. Only a
+span artifact location served by the tracking server's artifact proxy (`mlflow-artifacts:/...`, no host)
 is uploaded here; any other store (s3://..., another host) is left to MLflow's artifact repositories (the caller's
 fallback, `upload_spans` returns False).
 """

@@ -188,7 +188,7 @@ class MlflowSink:
             spans_logged=spans_logged,
             spans_follow=spans_follow,
             v2_api=v2_api,
-            transport=self._transport if v2_api else None,
+            transport=self._transport,
         )
 
     # ------------------------------------------------------------------------------------------ writing
