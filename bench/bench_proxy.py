@@ -62,7 +62,7 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-def proxy_for(mode: str, sqs: DelayingSqs, workdir: Path, workers: int) -> LitellmProxyServer:
+def proxy_for(mode: str, sqs: DelayingSqs, workdir: Path, workers: int, ours_env: dict[str, str]) -> LitellmProxyServer:
     callbacks = {"none": None, "aws_sqs": None, "ours": wiring.CALLBACK_PATH}[mode]
     config = wiring.proxy_config([MODEL], callbacks=callbacks, custom_auth=None)
     if mode == "aws_sqs":
@@ -74,6 +74,7 @@ def proxy_for(mode: str, sqs: DelayingSqs, workdir: Path, workers: int) -> Litel
         **offline_env(),
         **wiring.proxy_env(sqs.url, sqs.queue_url("ours"), MASTER_KEY),
         "LITELLM_LOG": "ERROR",
+        **(ours_env if mode == "ours" else {}),
     }
     return LitellmProxyServer(workdir, config, env, workers=workers, name=f"proxy-{mode}")
 
@@ -194,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delays", default="15,40", help="SQS round trips in ms, comma-separated")
     parser.add_argument("--slice-s", type=float, default=5.0, help="seconds each way runs before the next takes over")
     parser.add_argument("--rounds", type=int, default=6, help="slices per way and step (pooled)")
+    parser.add_argument(
+        "--ours-env", action="append", default=[], metavar="NAME=VALUE",
+        help="a setting for our callback's proxy only, e.g. LITELLM_MLFLOW_BATCH_LINGER_MS=1000",
+    )  # fmt: skip
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",")]
@@ -201,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     sqs = DelayingSqs(delays[0], workdir)
-    proxies = {mode: proxy_for(mode, sqs, workdir, args.workers) for mode in MODES}
+    ours_env = dict(item.split("=", 1) for item in args.ours_env)
+    proxies = {mode: proxy_for(mode, sqs, workdir, args.workers, ours_env) for mode in MODES}
     samples: dict[tuple[str, float, float], list[dict]] = {}
     calls = dict.fromkeys(MODES, 0)
     try:
