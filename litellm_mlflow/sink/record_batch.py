@@ -168,11 +168,12 @@ def _packed_rejected(record: Mapping[str, Any], items: list[Poison]) -> Rejected
         return None
     reason = "; ".join(f"event {item.number}: {item.reason}" for item in items)[:MAX_REASON_CHARS]
     places = ",".join(str(item.number) for item in items)
-    attributes = {
-        name: {"stringValue": a["StringValue"], "dataType": a["DataType"]} for name, a in message.attributes.items()
+    grouped = {
+        "messageId": f"{_message_id(record)}#{places}",
+        "body": message.body,
+        "messageAttributes": message.attributes,
     }
-    body = {"messageId": f"{_message_id(record)}#{places}", "body": message.body, "messageAttributes": attributes}
-    return Rejected(body, reason, events=len(items))
+    return Rejected(grouped, reason, events=len(items))
 
 
 def _part_rejected(record: Mapping[str, Any], number: int, text: str, reason: str) -> Rejected:

@@ -42,9 +42,9 @@ class SdkTraceWriter:
     # cost that the server adds up from the spans (sent here as well, they would count twice).
     spans_follow: bool = False
     v2_api: bool = False  # 3.0/3.1: go straight to the v2 calls instead of a StartTraceV3 that answers 404 each time
-    # The v2 calls (3.0/3.1) and any span artifact the server's artifact proxy takes (3.0-3.5) as plain requests over
-    # this transport instead of MLflow's client (v2_trace_calls.py: a quarter less of the consumer's CPU per trace on
-    # 3.0.1); None: MLflow's client.
+    # The v2 calls (3.0/3.1, required there) and any span artifact the server's artifact proxy takes (3.0-3.5) as
+    # plain requests over this transport instead of MLflow's client (v2_trace_calls.py: a quarter less of the
+    # consumer's CPU per trace on 3.0.1); None: MLflow's client for the span artifact.
     transport: Transport | None = None
     requests_sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -131,14 +131,11 @@ class SdkTraceWriter:
         if usage and TraceMetadataKey.TOKEN_USAGE not in info.trace_metadata:
             # Newer servers derive it from the spans; the 3.0/3.1 v2 API keeps only what the client sends.
             info.trace_metadata[TraceMetadataKey.TOKEN_USAGE] = json.dumps(usage)
-        if self.v2_api and self.transport is not None:
+        if self.v2_api:
             self._write_v2(trace, info, deadline)
             return
-        if self.v2_api and hasattr(self.client.store, "deprecated_end_trace_v2"):
-            info = self._start_v2(info)
-        else:
-            self._count()
-            info = self.client.start_trace(info)
+        self._count()
+        info = self.client.start_trace(info)
         if info.tags.get(TraceTagKey.SPANS_LOCATION) != SpansLocation.TRACKING_STORE.value:
             self._count()
             location = info.tags.get(MLFLOW_ARTIFACT_LOCATION)
@@ -149,7 +146,12 @@ class SdkTraceWriter:
 
     def _write_v2(self, trace: BuiltTrace, info, deadline: float | None) -> None:
         """3.0/3.1 over the transport: the v2 start call with the tags and metadata, the end call with the status and
-        end time only, then the span artifact (through the server's artifact proxy, else MLflow's repositories)."""
+        end time only, then the span artifact (through the server's artifact proxy, else MLflow's repositories).
+        (MLflow's own fallback sends the tags and metadata again with the end call, which those servers merge row by
+        row: ~10 more statements a trace for values already stored. A trace whose end call failed is found by its
+        `event_id` tag and finished by `repair`, which sends them all.)"""
+        if self.transport is None:
+            raise ValueError("the 3.0/3.1 path (v2_api) needs the sink's transport")
         self._count()
         started = v2_trace_calls.start_trace(
             self.transport, info.experiment_id, info.request_time, info.trace_metadata, info.tags, deadline
@@ -166,29 +168,6 @@ class SdkTraceWriter:
                 info.tags[MLFLOW_ARTIFACT_LOCATION] = started.artifact_location
             self.client._upload_trace_data(info, TraceData(spans=[trace.span]))
 
-    def _start_v2(self, info):
-        """3.0/3.1: the v2 start call with the tags and metadata, then the end call with the status and end time only.
-        (MLflow's own fallback sends them again with the end call, which those servers merge row by row: ~10 more
-        statements a trace for values already stored. A trace whose end call failed is found by its `event_id` tag
-        and finished by `repair`, which sends them all.)"""
-        store = self.client.store
-        self._count()
-        started = store.deprecated_start_trace_v2(
-            experiment_id=info.experiment_id,
-            timestamp_ms=info.request_time,
-            request_metadata=info.trace_metadata,
-            tags=info.tags,
-        )
-        self._count()
-        store.deprecated_end_trace_v2(
-            request_id=started.request_id,
-            timestamp_ms=info.request_time + info.execution_duration,
-            status=info.status,
-            request_metadata={},
-            tags={},
-        )
-        return started.to_v3()
-
     def _count(self) -> None:
         with self._lock:
             self.requests_sent += 1
@@ -196,10 +175,8 @@ class SdkTraceWriter:
 
 def _is_rejection(exc: Exception) -> bool:
     """A 4xx answer (the payload is at fault) as opposed to an unreachable or failing server."""
-    if isinstance(exc, RequestRejected):
-        return 400 <= exc.status < 500 and exc.status not in (408, 429)
-    if isinstance(exc, (RestException, MlflowException)):
-        status = exc.get_http_status_code()
+    if isinstance(exc, (RequestRejected, RestException, MlflowException)):
+        status = exc.status if isinstance(exc, RequestRejected) else exc.get_http_status_code()
         return 400 <= status < 500 and status not in (408, 429)
     return isinstance(exc, (ValueError, TypeError))
 
