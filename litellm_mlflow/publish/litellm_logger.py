@@ -57,8 +57,8 @@ class Settings:
     buffer_size: int = 10_000
     # A batch waits up to 1 s to fill: at a modest rate each SendMessageBatch is ~10x fewer calls than at 100 ms,
     # and each call's botocore work holds the proxy's GIL for a moment. bench_proxy measured the p99 cost of the
-    # callback at 20-40 req/s: 1.06-1.13x of no callback at 100 ms, 0.97-1.01x at 1 s. A busy proxy fills batches
-    # well before the second; flushes at shutdown never wait for it.
+    # callback at 20-40 req/s: 1.03-1.13x of no callback at 100 ms, 1.02-1.04x at 1 s (its long run). A busy proxy
+    # fills batches well before the second; flushes at shutdown never wait for it.
     linger_ms: float = 1000.0
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     events_per_message: int = events.DEFAULT_EVENTS_PER_MESSAGE
