@@ -8,14 +8,15 @@ A trace's window is its start time (MLflow's `timestamp_ms`). What each figure c
 - tokens and cost: trace metadata `mlflow.trace.tokenUsage` / `mlflow.trace.cost` (the server derives them from
   the span on the OTLP path; the SDK path sends them itself), absent cost = unpriced;
 - time to first token: trace tag `ttft_ms` (streamed calls only).
-Traces without a name are skipped.
+Traces without a name are skipped, and a call is counted once per read (by its `event_id` tag): on 3.0/3.1 servers a
+call delivered to two consumers at once has two traces until the sink's concurrent-delivery check deletes one.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from litellm_mlflow.rollup.figures import CallRecord
@@ -25,6 +26,7 @@ TOKEN_USAGE_KEY = "mlflow.trace.tokenUsage"
 COST_KEY = "mlflow.trace.cost"
 TTFT_TAG = "ttft_ms"
 TRACE_NAME_TAG = "mlflow.traceName"
+EVENT_ID_TAG = "event_id"
 
 
 def window_filter(start_ms: int, end_ms: int) -> str:
@@ -46,6 +48,7 @@ def read_window(
     """Every litellm-mlflow call whose trace starts in [start_ms, end_ms), page by page; raises ReadAbandoned
     before a page (the first one included) once `give_up()` is true."""
     token = None
+    seen: set[str] = set()
     while True:
         if give_up is not None and give_up():
             raise ReadAbandoned(f"window [{start_ms}, {end_ms}) given up before a page")
@@ -56,13 +59,24 @@ def read_window(
             page_token=token,
             include_spans=False,
         )
-        for trace in page:
-            record = call_record(trace.info)
+        for info in distinct_calls((trace.info for trace in page), seen):
+            record = call_record(info)
             if record is not None:
                 yield record
         token = page.token
         if not token:
             return
+
+
+def distinct_calls(infos: Iterable[Any], seen: set[str]) -> Iterator[Any]:
+    """The infos whose `event_id` tag is not in `seen` (which it fills): one trace per call."""
+    for info in infos:
+        event_id = (info.tags or {}).get(EVENT_ID_TAG)
+        if event_id is not None:
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+        yield info
 
 
 def call_record(info: Any) -> CallRecord | None:

@@ -47,11 +47,14 @@ class SdkTraceWriter:
     # consumer's CPU per trace on 3.0.1); None: MLflow's client for the span artifact.
     transport: Transport | None = None
     requests_sent: int = 0
+    # 3.0/3.1: the id the server gave each trace this writer started in its last `write` (our trace id -> theirs).
+    server_ids: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def write(self, traces: Sequence[BuiltTrace], deadline: float | None = None) -> dict[str, str]:
         """Write every trace (none already stored: see stored_traces.py); {trace_id: reason} for those not stored."""
         failures: dict[str, str] = {}
+        self.server_ids = {}
         outage: list[str] = []  # set once: the server is unreachable, start nothing more
 
         def write_one(trace: BuiltTrace) -> None:
@@ -156,6 +159,7 @@ class SdkTraceWriter:
         started = v2_trace_calls.start_trace(
             self.transport, info.experiment_id, info.request_time, info.trace_metadata, info.tags, deadline
         )
+        self.server_ids[trace.trace_id] = started.request_id
         self._count()
         status = "ERROR" if info.state == TraceState.ERROR else "OK"
         v2_trace_calls.end_trace(

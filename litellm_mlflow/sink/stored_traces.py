@@ -88,6 +88,54 @@ class StoredTraceLookup:
                 return True
         return False
 
+    def all_stored(self, traces: Sequence[BuiltTrace]) -> dict[str, list]:
+        """Every stored TraceInfo of these events, duplicates included and whatever their tags (our trace id -> infos):
+        what the concurrent-delivery check (concurrent_writes.py) reads after the batch's writes. Same searches as
+        `stored`; where a window was not read to the end, the events not seen are looked up one by one."""
+        found: dict[str, list] = {}
+        if not traces:
+            return found
+        by_trace_id = {trace.trace_id: trace for trace in traces}
+        by_event_id = {trace.event_id: trace.trace_id for trace in traces}
+        experiment_id = traces[0].experiment_id
+        complete = True
+        for low, high in _windows(sorted(_request_time_ms(trace) for trace in traces)):
+            token = None
+            for _ in range(self.max_pages):
+                self.requests_sent += 1
+                page = self.client.search_traces(
+                    locations=[experiment_id],
+                    filter_string=f"trace.timestamp_ms >= {low} AND trace.timestamp_ms <= {high}",
+                    max_results=PAGE_SIZE,
+                    page_token=token,
+                    include_spans=False,
+                )
+                for stored in page:
+                    if (ours := _our_trace_id(stored.info, by_trace_id, by_event_id)) is not None:
+                        found.setdefault(ours, []).append(stored.info)
+                token = page.token
+                if not token:
+                    break
+            else:
+                complete = False
+        if not complete:
+            for trace in traces:
+                if trace.trace_id not in found:
+                    found[trace.trace_id] = self._all_by_event(trace)
+        return found
+
+    def _all_by_event(self, trace: BuiltTrace) -> list:
+        if "'" in trace.event_id or "\\" in trace.event_id:
+            return []
+        self.requests_sent += 1
+        page = self.client.search_traces(
+            locations=[trace.experiment_id],
+            filter_string=f"tag.{EVENT_ID_TAG} = '{trace.event_id}'",
+            max_results=PAGE_SIZE,
+            include_spans=False,
+        )
+        return [stored.info for stored in page]
+
     def _one_stored(self, trace: BuiltTrace):
         """The stored TraceInfo of this event's trace, or None."""
         if "'" in trace.event_id or "\\" in trace.event_id:
@@ -100,6 +148,12 @@ class StoredTraceLookup:
             include_spans=False,
         )
         return page[0].info if len(page) > 0 else None
+
+
+def _our_trace_id(info, by_trace_id, by_event_id) -> str | None:
+    if info.trace_id in by_trace_id:
+        return info.trace_id
+    return by_event_id.get(info.tags.get(EVENT_ID_TAG) or getattr(info, "client_request_id", None))
 
 
 def _request_time_ms(trace: BuiltTrace) -> int:

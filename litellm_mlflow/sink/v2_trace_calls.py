@@ -89,6 +89,15 @@ def end_trace(
     _json_call(transport, "PATCH", f"{TRACES_ENDPOINT}/{quote(request_id, safe='')}", body, deadline)
 
 
+def delete_traces(
+    transport: Transport, experiment_id: str, request_ids: list[str], deadline: float | None = None
+) -> None:
+    """DeleteTraces (v2) by id: what the concurrent-delivery check uses to drop a call's duplicate traces. Deleting a
+    trace that is already gone is not an error (two consumers may drop the same duplicate)."""
+    body = {"experiment_id": str(experiment_id), "request_ids": list(request_ids)}
+    _json_call(transport, "POST", f"{TRACES_ENDPOINT}/delete-traces", body, deadline)
+
+
 def span_data(trace: BuiltTrace) -> bytes:
     """The span artifact exactly as MLflow's client writes it."""
     text = json.dumps(TraceData(spans=[trace.span]).to_dict(), cls=TraceJSONEncoder, ensure_ascii=False)

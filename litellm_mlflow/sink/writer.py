@@ -109,6 +109,7 @@ class MlflowSink:
         self._trace_writer = None
         self._metrics_writer = None
         self._stored_lookup = None
+        self._concurrent_check = None
         self._late_marker: LateWindowMarker | None = None
         self._transport: Transport | None = None
 
@@ -128,6 +129,7 @@ class MlflowSink:
         from mlflow.tracing.client import TracingClient
         from mlflow.tracking import MlflowClient
 
+        from litellm_mlflow.sink.concurrent_writes import ConcurrentWriteCheck
         from litellm_mlflow.sink.metrics import MetricsWriter, ModelRuns, points_per_request
         from litellm_mlflow.sink.stored_traces import StoredTraceLookup
 
@@ -158,6 +160,11 @@ class MlflowSink:
             trace_writer = OtlpSpansTraceWriter(spans, self._sdk_writer(spans_logged=True), infos_first, lookup)
         else:
             trace_writer = self._sdk_writer()
+        check = ConcurrentWriteCheck(lookup)
+        if capabilities.start_trace_first:
+            check.totals_writer = trace_writer.infos
+        elif getattr(trace_writer, "v2_api", False):
+            check.v2_writer, check.transport = trace_writer, transport
         metrics_writer = None
         if self.settings.call_metrics:
             runs = ModelRuns(client, experiment_id)
@@ -168,6 +175,7 @@ class MlflowSink:
                 max_in_flight=self.settings.max_in_flight,
             )
         self.experiment_id, self.capabilities, self._stored_lookup = experiment_id, capabilities, lookup
+        self._concurrent_check = check
         self._trace_writer, self._metrics_writer = trace_writer, metrics_writer
         self._late_marker = LateWindowMarker(client, experiment_id)
         logger.info("MLflow sink ready: %s, experiment %s", capabilities.describe(), experiment_id)
@@ -219,7 +227,8 @@ class MlflowSink:
             indexes_by_trace.setdefault(trace.trace_id, []).append(index)
 
         trace_writer, metrics_writer, lookup = self._trace_writer, self._metrics_writer, self._stored_lookup
-        sent_before = trace_writer.requests_sent + lookup.requests_sent
+        check = self._concurrent_check
+        sent_before = trace_writer.requests_sent + lookup.requests_sent + check.requests_sent
         try:
             already_stored = lookup.stored(list(traces.values()))
         except Exception as exc:  # unreachable mid-batch: nothing is known stored, SQS redelivers all of it
@@ -241,7 +250,13 @@ class MlflowSink:
                 logger.warning("%s; switching this container to the SDK trace path", exc)
                 self._trace_writer = self._sdk_writer()
                 trace_failures.update(self._trace_writer.write(to_write, deadline))
-        result.trace_requests = trace_writer.requests_sent + lookup.requests_sent - sent_before
+            # Another consumer may have written the same calls at the same time: one search, repairs where wrong.
+            finished = {trace_id: lookup.found[trace_id].trace_id for trace_id in already_stored}
+            finished.update(getattr(trace_writer, "server_ids", {}))
+            checked = [trace for trace_id, trace in traces.items() if trace_id not in trace_failures]
+            trace_failures.update(check.check(checked, finished, deadline))
+        sent_after = trace_writer.requests_sent + lookup.requests_sent + check.requests_sent
+        result.trace_requests = sent_after - sent_before
         for trace_id in already_stored:
             result.already_stored.update(indexes_by_trace[trace_id])
         for trace_id, reason in trace_failures.items():
