@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench.bench_layer",
     "bench.bench_usage_metrics",
     "bench.bench_rollup",
+    "bench.bench_hour_states",
 ]
 
 

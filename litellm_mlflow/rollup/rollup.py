@@ -13,6 +13,20 @@ in one-minute slices (hour_reader.py); a pass that reaches its deadline inside a
 (slice_progress.py) and the next pass reads only the others, so an hour larger than one pass can read still gets
 written. It is meant to run as one instance at a time (the Lambda has a reserved concurrency of 1); a second
 instance at once would only repeat identical writes (or make the other's saved slices be read again).
+
+Late traces of any age the queues allow are corrected from hour states, never by reading a day again. A
+correction needs the hour's new figures (one hour re-read, resumable like any other) and the figures of the other
+23 hours of its day (the day's point merges its hours' sketches). The queue and its dead-letter queue keep an event
+14 days each, so a redrive after an MLflow outage brings traces up to ~28 days late. Two ways were weighed
+(bench/bench_hour_states.py, BENCHMARKS.md):
+- re-read the day: at 100 calls/s that is 8.6M traces, 9-16 hours of reads at the 150-270 traces/s measured while
+  the consumer writes. Even resumable and once for all runs, every late day would hold the rollup back that long,
+  and a redrive touches many days: it would never catch up;
+- keep every hour state for 30 days (KEEP_HOUR_STATES, 720 per run, sketches packed to ~1.8k characters for a busy
+  hour): no read beyond the hour, exact figures, at the cost of the tags loaded by each pass (measured).
+So states are kept 30 days. A late trace in a day with any state gone (older than that, or older than what the
+rollup kept before it kept 30 days: state.py `states_since`) is not corrected: its hour is logged and listed in
+the report (late_hours_too_old) and the mark is checked, so it is never retried.
 """
 
 from __future__ import annotations
@@ -20,7 +34,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +46,6 @@ from litellm_mlflow.rollup.hour_reader import (
     SLICE_S,
     HourRead,
     HourReader,
-    Partials,
-    aggregate,
-    merge_into,
-    requests_of,
 )
 from litellm_mlflow.rollup.leftover_runs import finish_leftover_runs
 from litellm_mlflow.rollup.slice_progress import PART_TAG_PREFIX, SliceProgress
@@ -48,16 +57,16 @@ from litellm_mlflow.rollup.summary_runs import (
     SummaryRun,
     SummaryRuns,
 )
-from litellm_mlflow.rollup.trace_reader import PAGE_SIZE, read_window
+from litellm_mlflow.rollup.trace_reader import PAGE_SIZE
 from litellm_mlflow.rollup.windows import Period, Window, last_closed_hour
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BACKFILL_HOURS = 7 * 24
 HOUR_PREFIX, DAY_PREFIX, TOTAL_PREFIX = "hour/", "day/", "total/"
-# Hour states are kept this long after their hour: the day is written from them, and a late event of the day
-# before is still corrected from them without re-reading that day's traces.
-KEEP_HOUR_STATES = 48
+# Hour states are kept this long after their hour: the day is written from them, and a late event (up to 28 days late
+# after a dead-letter redrive, plus its day) is corrected from them without re-reading that day's traces.
+KEEP_HOUR_STATES = 30 * 24
 
 Points = dict[str, dict[int, Metric]]  # metric key -> step -> point
 
@@ -80,6 +89,8 @@ class RollupReport:
     slices_abandoned: int = 0
     unfinished_hour: int | None = None
     unfinished_slices_left: int = 0
+    # Hours with late traces too old to correct (their day's hour states are gone): logged, not retried.
+    late_hours_too_old: list[int] = field(default_factory=list)
 
 
 def window_metrics(prefix: str, window: Window, partial: WindowPartial) -> list[Metric]:
@@ -130,6 +141,7 @@ class Rollup:
         runs.load()
         report.leftover_runs_finished = finish_leftover_runs(self.client, self.experiment_id, runs.link_output_model)
         state = RollupState.load(self.client, self.experiment_id)
+        state.ensure_states_since()
         progress = SliceProgress.load(self.client, self.experiment_id, runs)
         reader = HourReader(
             self.client, self.experiment_id, progress, teams=self.team_summaries, workers=self.read_workers,
@@ -177,24 +189,6 @@ class Rollup:
             p.report.unfinished_hour, p.report.unfinished_slices_left = hour.index, 3600 // self.slice_s - len(saved)
         return read
 
-    def _read_whole(self, window: Window, report: RollupReport) -> Partials:
-        """A whole window read at once (a day whose hour states are gone), in parallel slices, nothing saved."""
-        started = time.perf_counter()
-        span = window.end_ms - window.start_ms
-        bounds = [window.start_ms + span * i // self.read_workers for i in range(self.read_workers + 1)]
-
-        def read_slice(start_ms: int, end_ms: int) -> Partials:
-            calls = read_window(self.client, self.experiment_id, start_ms, end_ms, self.page_size)
-            return aggregate(calls, teams=self.team_summaries)
-
-        merged: Partials = {}
-        with ThreadPoolExecutor(max_workers=self.read_workers, thread_name_prefix="rollup-read") as pool:
-            for partials in pool.map(read_slice, bounds[:-1], bounds[1:]):
-                merge_into(merged, partials)
-        report.traces_read += requests_of(merged)
-        report.read_seconds += time.perf_counter() - started
-        return merged
-
     def _write_hour(self, hour: Window, p: _Pass) -> bool:
         read = self._read_hour(hour, p)
         if read is None:
@@ -233,6 +227,14 @@ class Rollup:
     # ------------------------------------------------------------------------------------------ late traces
 
     def _recheck(self, hour: Window, p: _Pass) -> bool:
+        if hour.day().hours()[0].index < p.state.oldest_kept_hour(KEEP_HOUR_STATES):
+            logger.warning(
+                "hour %d: late traces not corrected, older than the hour states kept (from hour %d)",
+                hour.index, p.state.oldest_kept_hour(KEEP_HOUR_STATES),
+            )  # fmt: skip
+            p.state.set_checked(hour.index, int(time.time() * 1000))
+            p.report.late_hours_too_old.append(hour.index)
+            return True
         read = self._read_hour(hour, p)
         if read is None:
             return False
@@ -246,14 +248,14 @@ class Rollup:
                 continue
             if old is None and _written_figures(runs, run, hour) == (new.figures() if new.requests else {}):
                 continue
-            self._correct(run, hour, new, runs, report)
+            self._correct(run, hour, new, runs)
             report.runs_rebuilt.append(run.key.run_name)
         p.state.set_checked(hour.index, read.started_ms)
         p.reader.progress.finish(hour.index)
         report.hours_rechecked.append(hour.index)
         return True
 
-    def _correct(self, run: SummaryRun, hour: Window, new: WindowPartial, runs: SummaryRuns, report: RollupReport):
+    def _correct(self, run: SummaryRun, hour: Window, new: WindowPartial, runs: SummaryRuns):
         """Rebuild `run` with `hour` replaced by `new`: that hour, its day (if written) and every total after it."""
         points: Points = {
             key: {point.step: point for point in sorted(series, key=lambda p: (p.timestamp, p.value))}
@@ -282,18 +284,12 @@ class Rollup:
             if hour_state is not None and index >= hour.index:
                 _put(points, total_metrics(Window(Period.HOUR, index), hour_state.totals))
         day = hour.day()
-        if _take_window(points, DAY_PREFIX, day.step):
-            run.tags.update({f"{HOUR_TAG_PREFIX}{i}": s.encode() for i, s in states.items() if s is not None})
-            _put(points, window_metrics(DAY_PREFIX, day, self._recomputed_day(run, day, report)))
+        if _take_window(points, DAY_PREFIX, day.step):  # every state of the day is there (_recheck checked)
+            known = {i: s.partial for i, s in states.items() if s is not None and day.start_s <= i * 3600 < day.end_s}
+            _put(points, window_metrics(DAY_PREFIX, day, _day_partial(run, day, known)))
         tags = {f"{HOUR_TAG_PREFIX}{i}": s.encode() for i, s in states.items() if s is not None}
         tags.update({k: v for k, v in run.tags.items() if k.startswith(PART_TAG_PREFIX)})  # other hours' saved slices
         runs.rebuild(run, points, tags)
-
-    def _recomputed_day(self, run: SummaryRun, day: Window, report: RollupReport) -> WindowPartial:
-        if not _day_states_pruned(run, day):
-            return _day_partial(run, day, {})
-        # The day's hour states are gone (more than two days late): read the whole day once.
-        return self._read_whole(day, report).get(run.key, WindowPartial())
 
 
 def _day_partial(run: SummaryRun, day: Window, known: dict[int, WindowPartial]) -> WindowPartial:
@@ -306,14 +302,6 @@ def _day_partial(run: SummaryRun, day: Window, known: dict[int, WindowPartial]) 
             partial = state.partial if state else WindowPartial()
         merged.merge(partial)
     return merged
-
-
-def _day_states_pruned(run: SummaryRun, day: Window) -> bool:
-    """Whether some of the day's hour states were deleted (KEEP_HOUR_STATES). Every run gets a state for every hour
-    written after it exists, so a missing state of a newer hour means the run had no call then (it was made later
-    that day), not that it is gone: such a day is the merge of the states there are, with no read of the day."""
-    indexes = run.hour_indexes()
-    return not indexes or day.hours()[0].index <= indexes[-1] - KEEP_HOUR_STATES
 
 
 def _written_figures(runs: SummaryRuns, run: SummaryRun, hour: Window) -> dict[str, float]:

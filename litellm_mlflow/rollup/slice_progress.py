@@ -3,7 +3,7 @@
 An hour is read in fixed slices (hour_reader.py). Slices read and not yet written are saved in *parts*, each part
 the merge of a few slices:
 - run tag `litellm_mlflow.part.<hour>.<token>` on every summary run with calls in the part: that run's partial
-  figures over the part's slices (the WindowPartial encoding; a part covers at most the hour, so the tag is no
+  figures over the part's slices (packed, packed_partial.py; a part covers at most the hour, so the tag is no
   bigger than the hour state the run already keeps, well under the 8,000 characters MLflow allows a run tag);
 - experiment tag `litellm_mlflow.rollup.parts` (the progress mark), written after the part's run tags:
   `{hour: {"w": slice seconds, "p": {token: [read start ms, runs tagged, [slice indexes]]}}}`.
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litellm_mlflow.rollup.figures import WindowPartial
+from litellm_mlflow.rollup.packed_partial import decode_partial, encode_partial
 from litellm_mlflow.rollup.summary_runs import SummaryKey, SummaryRuns
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class SliceProgress:
                 logger.info("hour %d: part %s not merged (%d of %d run tags)", hour_index, tag, len(holders), part.runs)
                 continue
             for run in holders:
-                result.partials.setdefault(run.key, WindowPartial()).merge(WindowPartial.decode(run.tags[tag]))
+                result.partials.setdefault(run.key, WindowPartial()).merge(decode_partial(run.tags[tag]))
             result.slices.update(part.slices)
             result.started_ms = min(part.started_ms, result.started_ms or part.started_ms)
         return result
@@ -108,7 +109,7 @@ class SliceProgress:
             return False
         tag = part_tag(hour_index, token)
         for key, partial in sorted(partials.items()):
-            self.runs.write(self.runs.get_or_create(key), [], {tag: partial.encode()})
+            self.runs.write(self.runs.get_or_create(key), [], {tag: encode_partial(partial)})
         self._write(candidate)
         return True
 

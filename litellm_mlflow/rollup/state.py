@@ -6,6 +6,8 @@
 - `litellm_mlflow.late.<hour>` (epoch ms). A trace is thus either in the rollup's read or marked, whatever the
   clocks say: the read starts after the closing mark, and the consumer looks after its own write.
 - `litellm_mlflow.checked.<hour>`: when the rollup last started re-reading that hour (epoch ms).
+- `litellm_mlflow.rollup.states_since`: the oldest hour from which the summary runs hold every hour state (set once:
+  a rollup that kept hour states 2 days had deleted the older ones, and a day missing states cannot be corrected).
 An hour is reopened while its late mark is not older than its last check (minus a margin for clock skew). Marks
 are never deleted before they are checked (3.0 servers cannot delete experiment tags at all), so a mark written
 while the rollup re-reads is never lost: it only causes one more (idempotent) check.
@@ -28,9 +30,13 @@ LATE_PREFIX = "litellm_mlflow.late."
 CHECKED_PREFIX = "litellm_mlflow.checked."
 GRACE_ENV = "LITELLM_MLFLOW_ROLLUP_GRACE_SECONDS"
 DEFAULT_GRACE_S = 900.0
+STATES_SINCE_TAG = "litellm_mlflow.rollup.states_since"
 CLOCK_MARGIN_S = 60.0
-# Marks older than this are dropped: SQS keeps a message 14 days, so no event can be later than that.
-MARK_RETENTION_HOURS = 15 * 24
+# Marks older than this are dropped once checked: the queue and the dead-letter queue keep a message 14 days each, so
+# a redriven event can be up to 28 days late (rollup.py KEEP_HOUR_STATES covers them).
+MARK_RETENTION_HOURS = 31 * 24
+# How long the rollup kept hour states before it kept them a month: an experiment it rolled up then has none older.
+EARLIER_KEPT_HOURS = 48
 
 
 def grace_seconds(environ: dict[str, str] | None = None) -> float:
@@ -48,6 +54,7 @@ class RollupState:
     client: Any
     experiment_id: str
     through_hour: int | None = None
+    states_since: int | None = None
     late: dict[int, int] = field(default_factory=dict)
     checked: dict[int, int] = field(default_factory=dict)
 
@@ -57,6 +64,8 @@ class RollupState:
         state = cls(client, experiment_id)
         if THROUGH_TAG in tags:
             state.through_hour = int(tags[THROUGH_TAG])
+        if STATES_SINCE_TAG in tags:
+            state.states_since = int(tags[STATES_SINCE_TAG])
         for prefix, target in ((LATE_PREFIX, state.late), (CHECKED_PREFIX, state.checked)):
             for key, value in tags.items():
                 if key.startswith(prefix):
@@ -74,6 +83,20 @@ class RollupState:
             for hour, marked in self.late.items()
             if hour <= self.through_hour and (hour not in self.checked or marked >= self.checked[hour] - margin_ms)
         )
+
+    def ensure_states_since(self) -> None:
+        """Record once from which hour every hour state is kept: all of them in a new experiment, the last
+        EARLIER_KEPT_HOURS in one an earlier rollup wrote (it deleted the states before those)."""
+        if self.states_since is not None:
+            return
+        since = 0 if self.through_hour is None else self.through_hour - EARLIER_KEPT_HOURS + 1
+        self.client.set_experiment_tag(self.experiment_id, STATES_SINCE_TAG, str(since))
+        self.states_since = since
+
+    def oldest_kept_hour(self, keep_hours: int) -> int:
+        """The oldest hour whose states every summary run still holds (states are kept `keep_hours`)."""
+        since = self.states_since or 0
+        return since if self.through_hour is None else max(since, self.through_hour - keep_hours + 1)
 
     def set_closing(self, hour_index: int) -> None:
         self.client.set_experiment_tag(self.experiment_id, CLOSING_TAG, str(hour_index))

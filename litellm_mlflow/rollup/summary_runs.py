@@ -7,8 +7,9 @@ which is where usage summaries belong. Concurrent creators converge on the oldes
 its own run before writing anything to it.
 
 State kept on the run, as tags (overwritten, so re-writing is idempotent): `litellm_mlflow.hour.<index>` holds an
-hour's partial figures and the running totals through it, kept until its day is written plus one day (a day's
-figures merge its 24 hours; the next hour's totals start from the previous hour's).
+hour's partial figures (sketches packed, packed_partial.py: ~1.8k characters for a busy hour) and the running totals
+through it, kept for 30 days (rollup.py KEEP_HOUR_STATES: a day's figures merge its 24 hours, so a late trace of any
+day in that time is corrected from them; the next hour's totals start from the previous hour's).
 
 MLflow never overwrites a metric point: the value is part of a point's identity, so re-logging (key, step,
 timestamp) with a new value adds a second point at that step (checked on 3.0.1, 3.4.0 and 3.17). A window whose
@@ -30,6 +31,7 @@ from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
 from litellm_mlflow.rollup.figures import WindowPartial
+from litellm_mlflow.rollup.packed_partial import pack_partial, unpack_partial
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ OUTPUT_MODEL_NAME = "litellm-usage-summaries"
 NOTE_TAG = "mlflow.note.content"
 # Servers before 3.10 fail a log_batch that repeats more than 100 stored points; summaries stay under it everywhere.
 POINTS_PER_REQUEST = 100
+TAGS_PER_REQUEST = 100  # MLflow's log_batch limit (a rebuilt run carries a month of hour states)
 
 
 class Kind(StrEnum):
@@ -71,12 +74,12 @@ class HourState:
     totals: dict[str, float]
 
     def encode(self) -> str:
-        return json.dumps({"w": json.loads(self.partial.encode()), "T": self.totals}, separators=(",", ":"))
+        return json.dumps({"w": pack_partial(self.partial), "T": self.totals}, separators=(",", ":"))
 
     @classmethod
     def decode(cls, text: str) -> HourState:
         data = json.loads(text)
-        return cls(WindowPartial.decode(json.dumps(data["w"])), {k: float(v) for k, v in data["T"].items()})
+        return cls(unpack_partial(data["w"]), {k: float(v) for k, v in data["T"].items()})
 
 
 @dataclass
@@ -135,13 +138,16 @@ class SummaryRuns:
         return self.runs[key.digest]
 
     def write(self, run: SummaryRun, metrics: list[Metric], tags: Mapping[str, str] = {}) -> None:
-        """Points (at most POINTS_PER_REQUEST a request) and tags; tags go with the last request."""
+        """Points and tags (at most POINTS_PER_REQUEST and TAGS_PER_REQUEST a request); tags go with the last
+        requests, so a run's state never runs ahead of its points."""
         run_tags = [RunTag(k, v) for k, v in tags.items()]
         chunks = [metrics[i : i + POINTS_PER_REQUEST] for i in range(0, len(metrics), POINTS_PER_REQUEST)] or [[]]
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
+        tag_chunks = [run_tags[i : i + TAGS_PER_REQUEST] for i in range(0, len(run_tags), TAGS_PER_REQUEST)]
+        chunks += [[] for _ in range(len(tag_chunks) - len(chunks))]
+        tag_chunks = [[] for _ in range(len(chunks) - len(tag_chunks))] + tag_chunks
+        for chunk, tag_chunk in zip(chunks, tag_chunks, strict=True):
             self.requests_sent += 1
-            self.client.log_batch(run.run_id, metrics=chunk, tags=run_tags if last else [], synchronous=True)
+            self.client.log_batch(run.run_id, metrics=chunk, tags=tag_chunk, synchronous=True)
         run.tags.update(tags)
 
     def delete_tags(self, run: SummaryRun, keys: Iterable[str]) -> None:
