@@ -5,7 +5,8 @@ redelivered event or two consumers writing the same event leave one trace), and 
 (key, step = window index, timestamp = window start, value). Running the rollup again, or twice at once, re-sends
 identical points, which MLflow ignores. A late trace (stored after its hour closed) is marked by the consumer; the
 next pass re-reads that hour and, only if a figure changed, rebuilds the affected runs with the corrected hour, its
-day and the totals after it (MLflow cannot overwrite a point in place).
+day and the totals after it (MLflow cannot overwrite a point in place). A run is rebuilt once a pass, however many
+reopened hours changed it (a redrive reopens many), and the hours are marked checked only after the rebuilds.
 
 One pass per invocation: per-deployment runs the per-call writer left RUNNING are finished first (leftover_runs),
 then reopened hours, then every hour closed since the last pass, oldest first, until the deadline. An hour is read
@@ -159,9 +160,28 @@ class Rollup:
 
     def _pass(self, p: _Pass, now_s: float) -> None:
         last = last_closed_hour(now_s, self.grace_s)
+        rechecked: list[tuple[int, int]] = []  # (hour, when its read started)
+        corrected: dict[str, Points] = {}  # run digest -> its points with every correction of this pass
+        stopped = False
         for hour in p.state.reopened(self.clock_margin_s):
-            if self._past(p.deadline) or not self._recheck(Window(Period.HOUR, hour), p):
-                return
+            if self._too_old(Window(Period.HOUR, hour), p):
+                continue
+            started_ms = None if self._past(p.deadline) else self._recheck(Window(Period.HOUR, hour), p, corrected)
+            if started_ms is None:
+                stopped = True
+                break
+            rechecked.append((hour, started_ms))
+        for digest, points in corrected.items():  # one rebuild per run, whatever the number of hours corrected
+            run = p.runs.runs[digest]
+            tags = {k: v for k, v in run.tags.items() if k.startswith((HOUR_TAG_PREFIX, PART_TAG_PREFIX))}
+            p.runs.rebuild(run, points, tags)
+            p.report.runs_rebuilt.append(run.key.run_name)
+        for hour, started_ms in rechecked:  # only once the runs hold the corrections
+            p.state.set_checked(hour, started_ms)
+            p.reader.progress.finish(hour)
+            p.report.hours_rechecked.append(hour)
+        if stopped:
+            return
         for hour in range(self._first_hour(p.state, last), last + 1):
             if self._past(p.deadline):
                 break
@@ -226,19 +246,24 @@ class Rollup:
 
     # ------------------------------------------------------------------------------------------ late traces
 
-    def _recheck(self, hour: Window, p: _Pass) -> bool:
-        if hour.day().hours()[0].index < p.state.oldest_kept_hour(KEEP_HOUR_STATES):
-            logger.warning(
-                "hour %d: late traces not corrected, older than the hour states kept (from hour %d)",
-                hour.index, p.state.oldest_kept_hour(KEEP_HOUR_STATES),
-            )  # fmt: skip
-            p.state.set_checked(hour.index, int(time.time() * 1000))
-            p.report.late_hours_too_old.append(hour.index)
-            return True
+    def _too_old(self, hour: Window, p: _Pass) -> bool:
+        """Whether the hour's day is older than the hour states kept: then it is reported and marked checked."""
+        oldest = p.state.oldest_kept_hour(KEEP_HOUR_STATES)
+        if hour.day().hours()[0].index >= oldest:
+            return False
+        logger.warning("hour %d: late traces not corrected, older than the hour states kept (from hour %d)",
+                       hour.index, oldest)  # fmt: skip
+        p.state.set_checked(hour.index, int(time.time() * 1000))
+        p.report.late_hours_too_old.append(hour.index)
+        return True
+
+    def _recheck(self, hour: Window, p: _Pass, corrected: dict[str, Points]) -> int | None:
+        """Re-read a reopened hour and correct, in `corrected`, every run whose figures of it changed; returns when
+        the read started (None: the pass stopped inside the read)."""
         read = self._read_hour(hour, p)
         if read is None:
-            return False
-        runs, partials, report = p.runs, read.partials, p.report
+            return None
+        runs, partials = p.runs, read.partials
         for key in partials:
             runs.get_or_create(key)
         for run in list(runs.runs.values()):
@@ -248,48 +273,45 @@ class Rollup:
                 continue
             if old is None and _written_figures(runs, run, hour) == (new.figures() if new.requests else {}):
                 continue
-            self._correct(run, hour, new, runs)
-            report.runs_rebuilt.append(run.key.run_name)
-        p.state.set_checked(hour.index, read.started_ms)
-        p.reader.progress.finish(hour.index)
-        report.hours_rechecked.append(hour.index)
-        return True
+            if run.key.digest not in corrected:
+                corrected[run.key.digest] = {
+                    key: {point.step: point for point in sorted(series, key=lambda p: (p.timestamp, p.value))}
+                    for key, series in runs.history(run).items()
+                }
+            _correct(run, hour, new, corrected[run.key.digest])
+        return read.started_ms
 
-    def _correct(self, run: SummaryRun, hour: Window, new: WindowPartial, runs: SummaryRuns):
-        """Rebuild `run` with `hour` replaced by `new`: that hour, its day (if written) and every total after it."""
-        points: Points = {
-            key: {point.step: point for point in sorted(series, key=lambda p: (p.timestamp, p.value))}
-            for key, series in runs.history(run).items()
-        }
-        old_hour = _take_window(points, HOUR_PREFIX, hour.step)
-        _put(points, window_metrics(HOUR_PREFIX, hour, new))
-        figures = new.figures()
-        delta = {name: figures[name] - old_hour.get(name, 0.0) for name in TOTAL_FIGURES}
-        states = {index: run.hour_state(index) for index in run.hour_indexes()}
-        if states.get(hour.index) is None and hour.step not in points.get(TOTAL_PREFIX + "requests", {}):
-            totals_before = _totals_before(run, hour.index)
-            states[hour.index] = HourState(WindowPartial(), {n: totals_before.get(n, 0.0) for n in TOTAL_FIGURES})
-        for index, hour_state in states.items():
-            if hour_state is None or index < hour.index:
-                continue
-            hour_state.partial = new if index == hour.index else hour_state.partial
-            hour_state.totals = {n: round(hour_state.totals.get(n, 0.0) + delta[n], 9) for n in TOTAL_FIGURES}
-        for name in TOTAL_FIGURES:  # totals of hours whose state is gone move by the same delta
-            for step, point in list(points.get(TOTAL_PREFIX + name, {}).items()):
-                if step >= hour.step and states.get(step) is None:
-                    points[TOTAL_PREFIX + name][step] = Metric(
-                        point.key, round(point.value + delta[name], 9), point.timestamp, step
-                    )
-        for index, hour_state in states.items():
-            if hour_state is not None and index >= hour.index:
-                _put(points, total_metrics(Window(Period.HOUR, index), hour_state.totals))
-        day = hour.day()
-        if _take_window(points, DAY_PREFIX, day.step):  # every state of the day is there (_recheck checked)
-            known = {i: s.partial for i, s in states.items() if s is not None and day.start_s <= i * 3600 < day.end_s}
-            _put(points, window_metrics(DAY_PREFIX, day, _day_partial(run, day, known)))
-        tags = {f"{HOUR_TAG_PREFIX}{i}": s.encode() for i, s in states.items() if s is not None}
-        tags.update({k: v for k, v in run.tags.items() if k.startswith(PART_TAG_PREFIX)})  # other hours' saved slices
-        runs.rebuild(run, points, tags)
+
+def _correct(run: SummaryRun, hour: Window, new: WindowPartial, points: Points) -> None:
+    """Replace `hour` by `new` in the run's points (that hour, its day if written, every total after it) and in its
+    hour states (run.tags); the pass rebuilds the run from them once it has corrected every reopened hour."""
+    old_hour = _take_window(points, HOUR_PREFIX, hour.step)
+    _put(points, window_metrics(HOUR_PREFIX, hour, new))
+    figures = new.figures()
+    delta = {name: figures[name] - old_hour.get(name, 0.0) for name in TOTAL_FIGURES}
+    states = {index: run.hour_state(index) for index in run.hour_indexes()}
+    if states.get(hour.index) is None and hour.step not in points.get(TOTAL_PREFIX + "requests", {}):
+        totals_before = _totals_before(run, hour.index)
+        states[hour.index] = HourState(WindowPartial(), {n: totals_before.get(n, 0.0) for n in TOTAL_FIGURES})
+    for index, hour_state in states.items():
+        if hour_state is None or index < hour.index:
+            continue
+        hour_state.partial = new if index == hour.index else hour_state.partial
+        hour_state.totals = {n: round(hour_state.totals.get(n, 0.0) + delta[n], 9) for n in TOTAL_FIGURES}
+    for name in TOTAL_FIGURES:  # totals of hours whose state is gone move by the same delta
+        for step, point in list(points.get(TOTAL_PREFIX + name, {}).items()):
+            if step >= hour.step and states.get(step) is None:
+                points[TOTAL_PREFIX + name][step] = Metric(
+                    point.key, round(point.value + delta[name], 9), point.timestamp, step
+                )
+    for index, hour_state in states.items():
+        if hour_state is not None and index >= hour.index:
+            _put(points, total_metrics(Window(Period.HOUR, index), hour_state.totals))
+    day = hour.day()
+    if _take_window(points, DAY_PREFIX, day.step):  # every state of the day is there (_too_old checked)
+        known = {i: s.partial for i, s in states.items() if s is not None and day.start_s <= i * 3600 < day.end_s}
+        _put(points, window_metrics(DAY_PREFIX, day, _day_partial(run, day, known)))
+    run.tags.update({f"{HOUR_TAG_PREFIX}{i}": s.encode() for i, s in states.items() if s is not None})
 
 
 def _day_partial(run: SummaryRun, day: Window, known: dict[int, WindowPartial]) -> WindowPartial:
