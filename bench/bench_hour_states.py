@@ -7,8 +7,9 @@ hours) instead of 2 days (48) means no late trace ever needs a day of traces rea
 `python -m bench.bench_hour_states [--runs 5] [--summaries 20] [--versions 3.0.1,pinned]`: per MLflow version, a
 fresh server (sqlite) with --summaries summary runs, each given 48 then 720 hour states of a busy hour (360,000
 calls of one model group, lognormal latencies, streamed, so both sketches are full: the largest state the rollup
-keeps), then `SummaryRuns.load` (what every pass starts with) timed --runs times, interleaved. Also the state's
-size packed (what is stored) and in WindowPartial's plain encoding (what was stored before).
+keeps), then `SummaryRuns.load` (what every pass starts with) timed --runs times, interleaved, and the rebuild of
+one run holding 30 days of points (what correcting a late trace costs a run). Also the state's size packed (what is
+stored) and in WindowPartial's plain encoding (what was stored before).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from mlflow.entities import Metric
 
 from bench.common import median, write_result
 from litellm_mlflow.rollup.figures import CallRecord, WindowPartial, running_totals
@@ -77,7 +80,40 @@ def measure_version(version: str, summaries: int, repeats: int, state: str) -> l
         rows.append({"metric": f"MLflow {version}: load {summaries} summary runs, {KEPT_NOW} vs {KEPT_BEFORE} hour "
                      "states each", "ours": round(now, 3), "baseline": round(before, 3), "unit": "s"})  # fmt: skip
         print(f"{version}: {before:.3f} s with {KEPT_BEFORE}, {now:.3f} s with {KEPT_NOW}", flush=True)
+        rebuilds: dict[int, list[float]] = {KEPT_BEFORE: [], KEPT_NOW: []}
+        for _ in range(repeats):
+            for kept, experiment_id in experiments.items():
+                rebuilds[kept].append(rebuild_seconds(client, experiment_id))
+        before, now = median(rebuilds[KEPT_BEFORE]), median(rebuilds[KEPT_NOW])
+        rows.append({"metric": f"MLflow {version}: rebuild one run with 30 days of points "
+                     f"({len(month_points())} points), {KEPT_NOW} vs {KEPT_BEFORE} hour states",
+                     "ours": round(now, 3), "baseline": round(before, 3), "unit": "s"})  # fmt: skip
+        print(f"{version}: rebuild {before:.3f} s with {KEPT_BEFORE}, {now:.3f} s with {KEPT_NOW}", flush=True)
     return rows
+
+
+def month_points() -> list[Metric]:
+    """What a summary run holds after 30 days: 15 hour and total figures an hour, 10 day figures a day."""
+    first = 500_000
+    hourly = [Metric(f"hour/f{k}", float(h), (first + h) * 3_600_000, first + h) for h in range(720) for k in range(10)]
+    totals = [Metric(f"total/f{k}", float(h), (first + h) * 3_600_000, first + h) for h in range(720) for k in range(5)]
+    daily = [Metric(f"day/f{k}", float(d), (first // 24 + d) * 86_400_000, first // 24 + d)
+             for d in range(30) for k in range(10)]  # fmt: skip
+    return hourly + totals + daily
+
+
+def rebuild_seconds(client, experiment_id: str) -> float:
+    """One summary run replaced by a new one with a month of points and its hour states (a late trace's correction)."""
+    runs = SummaryRuns(client, experiment_id)
+    runs.load()
+    run = runs.runs[min(runs.runs)]
+    points: dict[str, dict[int, Metric]] = {}
+    for point in month_points():
+        points.setdefault(point.key, {})[point.step] = point
+    tags = {k: v for k, v in run.tags.items() if k.startswith(HOUR_TAG_PREFIX)}
+    started = time.perf_counter()
+    runs.rebuild(run, points, tags)
+    return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> dict:
