@@ -189,78 +189,81 @@ def assert_trace_metrics(server, by_call: dict[int, list], events: list, require
 V2_VERSIONS = [version for version in selected_versions() if Version(version) < V3_TRACES_MIN_VERSION]
 
 
-@pytest.mark.parametrize("versioned_mlflow_server", V2_VERSIONS, indirect=True, ids=lambda v: f"mlflow-{v}")
-def test_a_duplicate_deleted_while_its_writer_is_still_finishing_it(versioned_mlflow_server):
-    """3.0/3.1: A and B look up, then A starts its traces and is held before ending them, while B writes and checks
-    (it sees A's started traces): for each call, whichever trace has the smaller id is kept and finished. Where B
-    deleted A's trace, A's end call fails and A hands the call back to SQS (nothing acknowledged unless stored), and
-    that redelivery finds the kept trace. Either way: one finished trace per call, with its own figures."""
-    server = versioned_mlflow_server
-    experiment = f"concurrent-v2-{uuid.uuid4().hex[:8]}"
-    first, second = sink_for(server, experiment), sink_for(server, experiment)
-    events = calls(EVENTS)
-    first_looked_up, second_looked_up = threading.Event(), threading.Event()
-    first_started, second_done = threading.Event(), threading.Event()
-    starts: list[str] = []
+# Only where a v2 server is selected (none on the 3.13 run, which uses the pinned server alone): defined, not skipped.
+if V2_VERSIONS:
 
-    first_lookup, second_lookup = first._stored_lookup.stored, second._stored_lookup.stored
-    second_check, request = second._concurrent_check.check, first._transport.request
+    @pytest.mark.parametrize("versioned_mlflow_server", V2_VERSIONS, indirect=True, ids=lambda v: f"mlflow-{v}")
+    def test_a_duplicate_deleted_while_its_writer_is_still_finishing_it(versioned_mlflow_server):
+        """3.0/3.1: A and B look up, then A starts its traces and is held before ending them, while B writes and checks
+        (it sees A's started traces): for each call, whichever trace has the smaller id is kept and finished. Where B
+        deleted A's trace, A's end call fails and A hands the call back to SQS (nothing acknowledged unless stored), and
+        that redelivery finds the kept trace. Either way: one finished trace per call, with its own figures."""
+        server = versioned_mlflow_server
+        experiment = f"concurrent-v2-{uuid.uuid4().hex[:8]}"
+        first, second = sink_for(server, experiment), sink_for(server, experiment)
+        events = calls(EVENTS)
+        first_looked_up, second_looked_up = threading.Event(), threading.Event()
+        first_started, second_done = threading.Event(), threading.Event()
+        starts: list[str] = []
 
-    def first_looks_up(traces):
-        found = first_lookup(traces)
-        first_looked_up.set()
-        wait(second_looked_up)
-        return found
+        first_lookup, second_lookup = first._stored_lookup.stored, second._stored_lookup.stored
+        second_check, request = second._concurrent_check.check, first._transport.request
 
-    def second_looks_up(traces):
-        found = second_lookup(traces)
-        second_looked_up.set()
-        return found
+        def first_looks_up(traces):
+            found = first_lookup(traces)
+            first_looked_up.set()
+            wait(second_looked_up)
+            return found
 
-    def second_checks(*args):
-        wait(first_started)
-        return second_check(*args)
+        def second_looks_up(traces):
+            found = second_lookup(traces)
+            second_looked_up.set()
+            return found
 
-    def held_request(method, endpoint, **kwargs):
-        if method == "PATCH":  # an end call: only once B is done
-            wait(second_done)
-        answer = request(method, endpoint, **kwargs)
-        if (method, endpoint) == ("POST", "/api/2.0/mlflow/traces"):
-            starts.append(endpoint)
-            if len(starts) == EVENTS:
-                first_started.set()
-        return answer
+        def second_checks(*args):
+            wait(first_started)
+            return second_check(*args)
 
-    first._stored_lookup.stored, second._stored_lookup.stored = first_looks_up, second_looks_up
-    second._concurrent_check.check, first._transport.request = second_checks, held_request
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(first.write, events)
-        wait(first_looked_up)
-        second_result = second.write(events)
-        second_done.set()
-        first_result = pending.result(HOLD_S)
-    assert second_result.failed == {}
-    assert second._concurrent_check.repaired == EVENTS  # it saw both traces of every call
-    by_call = stored_by_call(server, first)
-    first_ids = set(first._trace_writer.server_ids.values())
-    kept = {event.event_id: by_call[int(event.start_time * 1000)] for event in events}
-    assert all(len(infos) == 1 for infos in kept.values())
-    # A's calls whose trace B deleted (B's had the smaller id) failed at A's end call: back to SQS.
-    lost = {index for index, event in enumerate(events) if kept[event.event_id][0].trace_id not in first_ids}
-    assert set(first_result.failed) == lost
-    assert all("rejected" in reason for reason in first_result.failed.values())
+        def held_request(method, endpoint, **kwargs):
+            if method == "PATCH":  # an end call: only once B is done
+                wait(second_done)
+            answer = request(method, endpoint, **kwargs)
+            if (method, endpoint) == ("POST", "/api/2.0/mlflow/traces"):
+                starts.append(endpoint)
+                if len(starts) == EVENTS:
+                    first_started.set()
+            return answer
 
-    if lost:
-        redelivered = first.write([events[index] for index in sorted(lost)])
-        assert redelivered.failed == {} and len(redelivered.already_stored) == len(lost)
-    by_call = stored_by_call(server, first)
-    assert len(by_call) == EVENTS
-    for event in events:
-        infos = by_call[int(event.start_time * 1000)]
-        assert len(infos) == 1 and infos[0].state.value == "OK"
-        assert figures(infos[0]) == pytest.approx(expected(event))
-    traces = MlflowClient(server.url).search_traces(locations=[first.experiment_id], include_spans=True)
-    assert all(len(trace.data.spans) == 1 for trace in traces)
+        first._stored_lookup.stored, second._stored_lookup.stored = first_looks_up, second_looks_up
+        second._concurrent_check.check, first._transport.request = second_checks, held_request
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(first.write, events)
+            wait(first_looked_up)
+            second_result = second.write(events)
+            second_done.set()
+            first_result = pending.result(HOLD_S)
+        assert second_result.failed == {}
+        assert second._concurrent_check.repaired == EVENTS  # it saw both traces of every call
+        by_call = stored_by_call(server, first)
+        first_ids = set(first._trace_writer.server_ids.values())
+        kept = {event.event_id: by_call[int(event.start_time * 1000)] for event in events}
+        assert all(len(infos) == 1 for infos in kept.values())
+        # A's calls whose trace B deleted (B's had the smaller id) failed at A's end call: back to SQS.
+        lost = {index for index, event in enumerate(events) if kept[event.event_id][0].trace_id not in first_ids}
+        assert set(first_result.failed) == lost
+        assert all("rejected" in reason for reason in first_result.failed.values())
+
+        if lost:
+            redelivered = first.write([events[index] for index in sorted(lost)])
+            assert redelivered.failed == {} and len(redelivered.already_stored) == len(lost)
+        by_call = stored_by_call(server, first)
+        assert len(by_call) == EVENTS
+        for event in events:
+            infos = by_call[int(event.start_time * 1000)]
+            assert len(infos) == 1 and infos[0].state.value == "OK"
+            assert figures(infos[0]) == pytest.approx(expected(event))
+        traces = MlflowClient(server.url).search_traces(locations=[first.experiment_id], include_spans=True)
+        assert all(len(trace.data.spans) == 1 for trace in traces)
 
 
 def wait(event: threading.Event) -> None:
