@@ -21,6 +21,7 @@ it covers: SQS redelivers them, and the redelivery's check (which also covers ca
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,8 @@ from litellm_mlflow.sink.sdk_writer import SdkTraceWriter
 from litellm_mlflow.sink.stored_traces import StoredTraceLookup
 from litellm_mlflow.sink.trace_builder import BuiltTrace
 from litellm_mlflow.sink.transport import Transport
+
+logger = logging.getLogger(__name__)
 
 UNCHECKED_REASON = "stored, but the invocation's time ran out before the check for a concurrent delivery"
 DELETE_IDS_PER_REQUEST = 100
@@ -78,6 +81,9 @@ class ConcurrentWriteCheck:
             return {}
         failures = self.totals_writer.write(wrong, deadline)
         self.repaired += len(wrong) - len(failures)
+        logger.info(
+            "concurrent delivery: %d of %d traces had other totals than their call; rewritten", len(wrong), len(traces)
+        )
         return {trace_id: f"stored with wrong totals, not repaired: {reason}" for trace_id, reason in failures.items()}
 
     def _drop_duplicates(
@@ -112,6 +118,7 @@ class ConcurrentWriteCheck:
                 failures.update({trace_id: reason for trace_id, _ in chunk})
             else:
                 self.repaired += len(chunk)
+                logger.info("concurrent delivery: the duplicates of %d calls deleted (%d traces)", len(chunk), len(ids))
         return failures
 
 
