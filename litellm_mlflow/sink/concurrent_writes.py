@@ -3,15 +3,17 @@
 SQS standard queues deliver at least once: two consumers can hold the same call at the same time, both look it up
 before either has written it (stored_traces.py finds nothing), and both write it. What that leaves depends on the
 write path (server_caps.py), read in the servers' code and shown by tests/sink/test_concurrent_delivery.py:
-- 3.10.x (StartTrace, then the spans): each span post adds the spans' token usage and cost to the trace's metadata
-  (3.10.1's `log_spans` sums onto what is stored), so the trace shows twice the tokens and cost. Repair: one StartTrace
-  with the call's own totals (the merge into an existing trace that the spans-first path relies on), which writes
-  absolute values.
+- 3.10.x (StartTrace, then the spans) and the OTLP path of 3.13/3.14 (the spans only): each span post adds the
+  spans' token usage and cost to the trace's metadata (`log_spans` sums onto what is stored; 3.15+ recompute from the
+  stored spans), so the trace shows twice the tokens and cost. The same happens when a span post whose answer was
+  lost is retried. Repair: one StartTrace with the call's own totals (the merge into an existing trace that the
+  spans-first path relies on), which writes absolute values (and from 3.13 marks them final, so a later span post
+  leaves them alone).
 - 3.0/3.1 (v2 calls): the server makes a new trace id per StartTrace, so the call has two traces with the same
   `event_id` tag. Repair: keep the trace with the smallest id (the rule every consumer applies to what it sees),
   finish it if another consumer started it (the end call and span artifact, both idempotent), delete the rest.
 - the other paths need nothing: client-made trace ids there, and the last write of each consumer sets absolute
-  totals (3.4/3.5: StartTrace carries them; 3.6-3.9, 3.11, 3.12: StartTrace after the spans rewrites them; 3.17's
+  totals (3.4/3.5: StartTrace carries them; 3.6-3.9, 3.11, 3.12: StartTrace after the spans rewrites them; 3.15+:
   `log_spans` recomputes them from the stored spans, so a re-post does not add).
 Each consumer checks after its own last write and repairs write absolute values, so the last writer's check sees the
 final state and concurrent repairs agree. A check that cannot run (deadline, server unavailable) fails the calls
@@ -44,12 +46,12 @@ DELETE_IDS_PER_REQUEST = 100
 @dataclass
 class ConcurrentWriteCheck:
     lookup: StoredTraceLookup
-    # 3.10.x: a StartTrace after the spans (spans_logged=True) that rewrites a trace's totals.
+    # 3.10.x and OTLP before 3.15: a StartTrace for stored spans (spans_logged=True) that rewrites a trace's totals.
     totals_writer: SdkTraceWriter | None = None
     # 3.0/3.1: the v2 writer (finishes a kept trace another consumer started) and the transport (deletes duplicates).
     v2_writer: SdkTraceWriter | None = None
     transport: Transport | None = None
-    requests_sent: int = 0  # deletes only: searches count on the look-up, repairs on their writer
+    requests_sent: int = 0  # repairs and deletes (the searches count on the look-up; 3.0/3.1 finishing on its writer)
     repaired: int = 0  # traces whose totals were rewritten or whose duplicates were deleted (for logs and tests)
 
     @property
@@ -79,7 +81,9 @@ class ConcurrentWriteCheck:
         wrong = [trace for trace in traces if any(totals_wrong(info, trace) for info in stored.get(trace.trace_id, ()))]
         if not wrong:
             return {}
+        before = self.totals_writer.requests_sent
         failures = self.totals_writer.write(wrong, deadline)
+        self.requests_sent += self.totals_writer.requests_sent - before
         self.repaired += len(wrong) - len(failures)
         logger.info(
             "concurrent delivery: %d of %d traces had other totals than their call; rewritten", len(wrong), len(traces)

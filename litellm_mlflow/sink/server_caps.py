@@ -38,6 +38,10 @@ OTLP_BATCH_MIN_VERSION = Version("3.6")
 # logging adds the token usage and cost the spans carry to the trace's metadata. 3.6-3.9 set the tag in StartTrace
 # and do not derive cost; 3.11/3.12 changed both calls again.
 START_TRACE_FIRST_VERSIONS = (Version("3.10"), Version("3.11"))
+# First release whose span logging recomputes a trace's token usage and cost from all its stored spans (read in the
+# 3.15.0 wheel); 3.10-3.14 add a post's totals to what is stored, so the same spans posted twice count twice (unless,
+# from 3.13, a StartTrace has marked the totals final).
+SPAN_TOTALS_RECOMPUTED_MIN_VERSION = Version("3.15")
 # First release whose /v1/traces accepts `Content-Encoding: gzip`.
 OTLP_GZIP_MIN_VERSION = Version("3.7")
 
@@ -71,6 +75,17 @@ class ServerCapabilities:
         """Send each trace's StartTrace before its spans on the otlp-spans path (see START_TRACE_FIRST_VERSIONS)."""
         low, high = START_TRACE_FIRST_VERSIONS
         return self.mode is TraceWriteMode.OTLP_SPANS and self.version is not None and low <= self.version < high
+
+    @property
+    def span_posts_add_totals(self) -> bool:
+        """Where the same spans posted by two consumers at once count twice in the trace's totals: 3.10.x (StartTrace,
+        then the spans) and the OTLP path before 3.15 (the spans only). Elsewhere a StartTrace after the spans rewrites
+        the totals (3.6-3.9, 3.11, 3.12) or the server recomputes them (3.15+), and before 3.6 no spans are posted."""
+        if self.version is None:
+            return False
+        return self.start_trace_first or (
+            self.mode is TraceWriteMode.OTLP and self.version < SPAN_TOTALS_RECOMPUTED_MIN_VERSION
+        )
 
     def describe(self) -> str:
         return f"MLflow server {self.version or 'of unknown version'}: {self.mode.value} trace path"

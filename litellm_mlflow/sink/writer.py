@@ -161,8 +161,8 @@ class MlflowSink:
         else:
             trace_writer = self._sdk_writer()
         check = ConcurrentWriteCheck(lookup)
-        if capabilities.start_trace_first:
-            check.totals_writer = trace_writer.infos
+        if capabilities.span_posts_add_totals:
+            check.totals_writer = self._sdk_writer(spans_logged=True)
         elif getattr(trace_writer, "v2_api", False):
             check.v2_writer, check.transport = trace_writer, transport
         metrics_writer = None

@@ -2,9 +2,9 @@
 
 The bad interleaving is forced: consumer A is held just after its stored-trace look-up (which found nothing) until
 consumer B has written the whole batch, then A writes it too. Without the concurrent-delivery check the damage is
-what concurrent_writes.py says (3.10.x: one trace per call with twice the tokens and cost; 3.0/3.1: two traces per
-call; other paths: none); with it, every version ends with one trace per call holding the call's own figures, and
-both consumers report every call stored.
+what concurrent_writes.py says (3.10.x and OTLP before 3.15: one trace per call with twice the tokens and cost;
+3.0/3.1: two traces per call; other paths: none); with it, every version ends with one trace per call holding the
+call's own figures, and both consumers report every call stored.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def expected(event) -> tuple[int, int, float]:
 
 
 def damage_without_check(sink: MlflowSink) -> str:
-    if sink.capabilities.start_trace_first:
+    if sink.capabilities.span_posts_add_totals:
         return "doubled totals"
     if sink._concurrent_check.transport is not None:
         return "two traces"

@@ -6,8 +6,12 @@ import json
 import time
 from types import SimpleNamespace
 
+import pytest
+from packaging.version import Version
+
 from litellm_mlflow.events import event_from_payload
 from litellm_mlflow.sink.concurrent_writes import UNCHECKED_REASON, ConcurrentWriteCheck, totals_wrong
+from litellm_mlflow.sink.server_caps import capabilities_for
 from litellm_mlflow.sink.stored_traces import StoredTraceLookup
 from litellm_mlflow.sink.trace_builder import build_trace
 
@@ -45,10 +49,11 @@ class Writer:
     """Records what the check asks of a writer (the StartTrace that rewrites totals, or finishing a kept trace)."""
 
     def __init__(self):
-        self.written, self.finished = [], []
+        self.written, self.finished, self.requests_sent = [], [], 0
 
     def write(self, traces, deadline=None):
         self.written += [trace.trace_id for trace in traces]
+        self.requests_sent += len(traces)
         return {}
 
     def repair(self, found, deadline=None):
@@ -77,6 +82,7 @@ def test_totals_are_rewritten_only_where_a_stored_trace_shows_other_figures_than
     check = ConcurrentWriteCheck(StoredTraceLookup(Client(stored)), totals_writer=writer)
     assert check.check([right, doubled, cost_doubled]) == {}
     assert writer.written == [doubled.trace_id, cost_doubled.trace_id] and check.repaired == 2
+    assert check.requests_sent == 2  # the repairs' StartTraces
     assert check.lookup.requests_sent == 1  # one search for the batch
 
 
@@ -122,3 +128,12 @@ def test_paths_that_need_no_check_send_nothing():
     client = Client()
     assert ConcurrentWriteCheck(StoredTraceLookup(client)).check([trace("a")]) == {}
     assert client.searches == 0
+
+
+@pytest.mark.parametrize(
+    ("version", "adds"),
+    [("3.0.1", False), ("3.4.0", False), ("3.6.0", False), ("3.9.2", False), ("3.10.1", True), ("3.11.0", False),
+     ("3.12.0", False), ("3.13.0", True), ("3.14.2", True), ("3.15.0", False), ("3.17.2", False), (None, False)],
+)  # fmt: skip
+def test_where_span_posts_add_to_a_trace_totals(version, adds):
+    assert capabilities_for(Version(version) if version else None).span_posts_add_totals is adds
