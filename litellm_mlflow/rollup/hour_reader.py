@@ -27,7 +27,14 @@ from typing import Any
 from litellm_mlflow.rollup.figures import CallRecord, WindowPartial
 from litellm_mlflow.rollup.slice_progress import SliceProgress
 from litellm_mlflow.rollup.summary_runs import Kind, SummaryKey
-from litellm_mlflow.rollup.trace_reader import PAGE_SIZE, ReadAbandoned, call_record, read_window, window_filter
+from litellm_mlflow.rollup.trace_reader import (
+    PAGE_SIZE,
+    ReadAbandoned,
+    call_record,
+    distinct_calls,
+    read_window,
+    window_filter,
+)
 from litellm_mlflow.rollup.windows import Window
 
 logger = logging.getLogger(__name__)
@@ -161,7 +168,8 @@ class HourReader:
         )  # fmt: skip
         if page.token:
             return None
-        partials = aggregate((r for r in map(call_record, (t.info for t in page)) if r), teams=self.teams)
+        infos = distinct_calls((trace.info for trace in page), set())  # one trace per call, as read_window counts
+        partials = aggregate((r for r in map(call_record, infos) if r), teams=self.teams)
         self.counts.read += 3600 // self.slice_s
         self.counts.traces_read += requests_of(partials)
         return HourRead(partials, started_ms)
