@@ -72,24 +72,25 @@ def measure_version(version: str, summaries: int, repeats: int, state: str) -> l
                 run = runs.get_or_create(SummaryKey(Kind.MODEL_GROUP, f"group-{n}"))
                 runs.write(run, [], {f"{HOUR_TAG_PREFIX}{first + h}": state for h in range(kept)})
             experiments[kept] = experiment_id
-        timings: dict[int, list[float]] = {KEPT_BEFORE: [], KEPT_NOW: []}
-        for _ in range(repeats):
-            for kept, experiment_id in experiments.items():
-                timings[kept].append(load_seconds(client, experiment_id))
-        before, now = median(timings[KEPT_BEFORE]), median(timings[KEPT_NOW])
+        before, now = medians(load_seconds, client, experiments, repeats)
         rows.append({"metric": f"MLflow {version}: load {summaries} summary runs, {KEPT_NOW} vs {KEPT_BEFORE} hour "
                      "states each", "ours": round(now, 3), "baseline": round(before, 3), "unit": "s"})  # fmt: skip
         print(f"{version}: {before:.3f} s with {KEPT_BEFORE}, {now:.3f} s with {KEPT_NOW}", flush=True)
-        rebuilds: dict[int, list[float]] = {KEPT_BEFORE: [], KEPT_NOW: []}
-        for _ in range(repeats):
-            for kept, experiment_id in experiments.items():
-                rebuilds[kept].append(rebuild_seconds(client, experiment_id))
-        before, now = median(rebuilds[KEPT_BEFORE]), median(rebuilds[KEPT_NOW])
+        before, now = medians(rebuild_seconds, client, experiments, repeats)
         rows.append({"metric": f"MLflow {version}: rebuild one run with 30 days of points "
                      f"({len(month_points())} points), {KEPT_NOW} vs {KEPT_BEFORE} hour states",
                      "ours": round(now, 3), "baseline": round(before, 3), "unit": "s"})  # fmt: skip
         print(f"{version}: rebuild {before:.3f} s with {KEPT_BEFORE}, {now:.3f} s with {KEPT_NOW}", flush=True)
     return rows
+
+
+def medians(measure, client, experiments: dict[int, str], repeats: int) -> tuple[float, float]:
+    """Median seconds of `measure` with the states kept before and now, the two experiments taken in turn."""
+    timings: dict[int, list[float]] = {kept: [] for kept in experiments}
+    for _ in range(repeats):
+        for kept, experiment_id in experiments.items():
+            timings[kept].append(measure(client, experiment_id))
+    return median(timings[KEPT_BEFORE]), median(timings[KEPT_NOW])
 
 
 def month_points() -> list[Metric]:

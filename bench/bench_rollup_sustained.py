@@ -22,6 +22,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from multiprocessing.connection import wait
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
@@ -42,7 +43,7 @@ def write_at_rate(
     stats go to `out`. Writer `writer` of `writers` numbers its calls so that no two writers share an event id."""
     from litellm_mlflow.sink import MlflowSink, SinkSettings
 
-    stats = {"batch_s": [], "lag_s": 0.0, "failed": 0, "stored": 0, "reasons": {}}
+    stats = {"batch_s": [], "lag_s": 0.0, "failed": 0, "stored": 0, "reasons": Counter()}
     sink = MlflowSink(SinkSettings(url, EXPERIMENT))
     rng = random.Random(100 + writer)
     started = time.monotonic()
@@ -66,7 +67,7 @@ def write_at_rate(
         stats["failed"] += len(again)
         stats["stored"] += len(events) - len(again)
         for reason in result.failed.values():
-            stats["reasons"][reason[:120]] = stats["reasons"].get(reason[:120], 0) + 1
+            stats["reasons"][reason[:120]] += 1
         batch += 1
     stats["elapsed_s"] = time.monotonic() - started
     out.put(stats)
@@ -91,11 +92,7 @@ def merged_stats(parts: list[dict]) -> dict:
         "batch_s": [s for part in parts for s in part["batch_s"]],
         "lag_s": max(part["lag_s"] for part in parts),
         "failed": sum(part["failed"] for part in parts),
-        "reasons": {
-            reason: sum(part["reasons"].get(reason, 0) for part in parts)
-            for part in parts
-            for reason in part["reasons"]
-        },
+        "reasons": sum((part["reasons"] for part in parts), Counter()),
         "stored": sum(part["stored"] for part in parts),
         "elapsed_s": max(part["elapsed_s"] for part in parts),
     }
@@ -162,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
         final = [rollup_pass(client, experiment_id) for _ in range(2)]  # the last batches' late marks, then a no-op
         totals = summary_totals(client, experiment_id)
     stored = stats["stored"]
-    notes = [f"sink failures (written again with a later batch): {stats['reasons']}"] if stats["reasons"] else []
+    notes = [f"sink failures (written again with a later batch): {dict(stats['reasons'])}"] if stats["reasons"] else []
     notes += [
         f"The {args.writers} writer processes, the rollup and the MLflow server (sqlite) share this machine's"
         f" {os.cpu_count()} vCPUs with other jobs: 1-minute load average {load_before:.1f} at the start,"

@@ -289,12 +289,13 @@ def _correct(run: SummaryRun, hour: Window, new: WindowPartial, points: Points) 
     _put(points, window_metrics(HOUR_PREFIX, hour, new))
     figures = new.figures()
     delta = {name: figures[name] - old_hour.get(name, 0.0) for name in TOTAL_FIGURES}
-    states = {index: run.hour_state(index) for index in run.hour_indexes()}
+    # Only the hour and those after it change (their totals move); a month of earlier states is left encoded.
+    states = {index: run.hour_state(index) for index in run.hour_indexes() if index >= hour.index}
     if states.get(hour.index) is None and hour.step not in points.get(TOTAL_PREFIX + "requests", {}):
         totals_before = _totals_before(run, hour.index)
         states[hour.index] = HourState(WindowPartial(), {n: totals_before.get(n, 0.0) for n in TOTAL_FIGURES})
     for index, hour_state in states.items():
-        if hour_state is None or index < hour.index:
+        if hour_state is None:
             continue
         hour_state.partial = new if index == hour.index else hour_state.partial
         hour_state.totals = {n: round(hour_state.totals.get(n, 0.0) + delta[n], 9) for n in TOTAL_FIGURES}
@@ -305,7 +306,7 @@ def _correct(run: SummaryRun, hour: Window, new: WindowPartial, points: Points) 
                     point.key, round(point.value + delta[name], 9), point.timestamp, step
                 )
     for index, hour_state in states.items():
-        if hour_state is not None and index >= hour.index:
+        if hour_state is not None:
             _put(points, total_metrics(Window(Period.HOUR, index), hour_state.totals))
     day = hour.day()
     if _take_window(points, DAY_PREFIX, day.step):  # every state of the day is there (_too_old checked)

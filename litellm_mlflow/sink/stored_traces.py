@@ -47,46 +47,21 @@ class StoredTraceLookup:
         by_trace_id = {trace.trace_id: trace for trace in traces}
         by_event_id = {trace.event_id: trace.trace_id for trace in traces}
         found: set[str] = set()
-        complete = True
-        for low, high in _windows(sorted(_request_time_ms(trace) for trace in traces)):
-            complete &= self._search_window(low, high, by_trace_id, by_event_id, found)
-        self.complete = complete
-        if not complete and self.server_makes_trace_ids:
+        infos, self.complete = self._search_windows(traces)
+        for info in infos:
+            if self.require_event_tag and EVENT_ID_TAG not in info.tags:
+                continue
+            if self.require_spans_tag and info.tags.get(SPANS_LOCATION_TAG) != SPANS_IN_TRACKING_STORE:
+                continue
+            if (ours := _our_trace_id(info, by_trace_id, by_event_id)) is not None:
+                found.add(ours)
+                self.found[ours] = info
+        if not self.complete and self.server_makes_trace_ids:
             for trace in traces:
-                if trace.trace_id not in found and (info := self._one_stored(trace)) is not None:
+                if trace.trace_id not in found and (stored := self._by_event(trace, limit=1)):
                     found.add(trace.trace_id)
-                    self.found[trace.trace_id] = info
+                    self.found[trace.trace_id] = stored[0]
         return found
-
-    def _search_window(self, low: int, high: int, by_trace_id, by_event_id, found: set[str]) -> bool:
-        token = None
-        for _ in range(self.max_pages):
-            self.requests_sent += 1
-            page = self.client.search_traces(
-                locations=[next(iter(by_trace_id.values())).experiment_id],
-                filter_string=f"trace.timestamp_ms >= {low} AND trace.timestamp_ms <= {high}",
-                max_results=PAGE_SIZE,
-                page_token=token,
-                include_spans=False,
-            )
-            for trace in page:
-                info = trace.info
-                if self.require_event_tag and EVENT_ID_TAG not in info.tags:
-                    continue
-                if self.require_spans_tag and info.tags.get(SPANS_LOCATION_TAG) != SPANS_IN_TRACKING_STORE:
-                    continue
-                if info.trace_id in by_trace_id:
-                    found.add(info.trace_id)
-                    self.found[info.trace_id] = info
-                    continue
-                event_id = info.tags.get(EVENT_ID_TAG) or getattr(info, "client_request_id", None)
-                if event_id in by_event_id:
-                    found.add(by_event_id[event_id])
-                    self.found[by_event_id[event_id]] = info
-            token = page.token
-            if not token:
-                return True
-        return False
 
     def all_stored(self, traces: Sequence[BuiltTrace]) -> dict[str, list]:
         """Every stored TraceInfo of these events, duplicates included and whatever their tags (our trace id -> infos):
@@ -97,7 +72,21 @@ class StoredTraceLookup:
             return found
         by_trace_id = {trace.trace_id: trace for trace in traces}
         by_event_id = {trace.event_id: trace.trace_id for trace in traces}
+        infos, complete = self._search_windows(traces)
+        for info in infos:
+            if (ours := _our_trace_id(info, by_trace_id, by_event_id)) is not None:
+                found.setdefault(ours, []).append(info)
+        if not complete:
+            for trace in traces:
+                if trace.trace_id not in found:
+                    found[trace.trace_id] = self._by_event(trace, limit=PAGE_SIZE)
+        return found
+
+    def _search_windows(self, traces: Sequence[BuiltTrace]) -> tuple[list, bool]:
+        """Every TraceInfo stored in the batch's time windows (at most `max_pages` pages each), and whether every
+        window was read to the end."""
         experiment_id = traces[0].experiment_id
+        infos: list = []
         complete = True
         for low, high in _windows(sorted(_request_time_ms(trace) for trace in traces)):
             token = None
@@ -110,44 +99,26 @@ class StoredTraceLookup:
                     page_token=token,
                     include_spans=False,
                 )
-                for stored in page:
-                    if (ours := _our_trace_id(stored.info, by_trace_id, by_event_id)) is not None:
-                        found.setdefault(ours, []).append(stored.info)
+                infos.extend(trace.info for trace in page)
                 token = page.token
                 if not token:
                     break
             else:
                 complete = False
-        if not complete:
-            for trace in traces:
-                if trace.trace_id not in found:
-                    found[trace.trace_id] = self._all_by_event(trace)
-        return found
+        return infos, complete
 
-    def _all_by_event(self, trace: BuiltTrace) -> list:
+    def _by_event(self, trace: BuiltTrace, limit: int) -> list:
+        """Up to `limit` stored TraceInfos with this event's `event_id` tag (none for an id no filter can quote)."""
         if "'" in trace.event_id or "\\" in trace.event_id:
             return []
         self.requests_sent += 1
         page = self.client.search_traces(
             locations=[trace.experiment_id],
             filter_string=f"tag.{EVENT_ID_TAG} = '{trace.event_id}'",
-            max_results=PAGE_SIZE,
+            max_results=limit,
             include_spans=False,
         )
         return [stored.info for stored in page]
-
-    def _one_stored(self, trace: BuiltTrace):
-        """The stored TraceInfo of this event's trace, or None."""
-        if "'" in trace.event_id or "\\" in trace.event_id:
-            return None
-        self.requests_sent += 1
-        page = self.client.search_traces(
-            locations=[trace.experiment_id],
-            filter_string=f"tag.{EVENT_ID_TAG} = '{trace.event_id}'",
-            max_results=1,
-            include_spans=False,
-        )
-        return page[0].info if len(page) > 0 else None
 
 
 def _our_trace_id(info, by_trace_id, by_event_id) -> str | None:
