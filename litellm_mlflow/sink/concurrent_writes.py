@@ -35,7 +35,7 @@ from litellm_mlflow.sink import v2_trace_calls
 from litellm_mlflow.sink.sdk_writer import SdkTraceWriter
 from litellm_mlflow.sink.stored_traces import StoredTraceLookup
 from litellm_mlflow.sink.trace_builder import BuiltTrace
-from litellm_mlflow.sink.transport import Transport
+from litellm_mlflow.sink.transport import Transport, short_text
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class ConcurrentWriteCheck:
         try:
             stored = self.lookup.all_stored(traces)
         except Exception as exc:
-            reason = f"stored, but MLflow was unavailable for the concurrent-delivery check: {_short(exc)}"
+            reason = f"stored, but MLflow was unavailable for the concurrent-delivery check: {short_text(exc)}"
             return {trace.trace_id: reason for trace in traces}
         if self.totals_writer is not None:
             return self._fix_totals(traces, stored, deadline)
@@ -118,7 +118,7 @@ class ConcurrentWriteCheck:
                 self.requests_sent += 1
                 v2_trace_calls.delete_traces(self.transport, traces[0].experiment_id, ids, deadline)
             except Exception as exc:
-                reason = f"stored twice by concurrent deliveries, duplicate not deleted: {_short(exc)}"
+                reason = f"stored twice by concurrent deliveries, duplicate not deleted: {short_text(exc)}"
                 failures.update({trace_id: reason for trace_id, _ in chunk})
             else:
                 self.repaired += len(chunk)
@@ -155,8 +155,3 @@ def _same(found: object, expected: object) -> bool:
 
 def _past(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
-
-
-def _short(value: object, limit: int = 300) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -40,6 +40,7 @@ from packaging.version import Version
 
 from litellm_mlflow.events import LLMCallEvent
 from litellm_mlflow.sink.run_election import Candidate, RunElection
+from litellm_mlflow.sink.transport import short_text
 
 MODEL_KEY_TAG = "litellm_mlflow.model_key"
 MODEL_TAG = "model"
@@ -240,9 +241,9 @@ class MetricsWriter:
                     self._send(by_model[model], chunk, retry_on_rejection=first)
                 except MlflowException as exc:
                     if _is_rejection(exc):
-                        failures[model] = f"MLflow rejected the metrics: {_short(exc)}"
+                        failures[model] = f"MLflow rejected the metrics: {short_text(exc)}"
                     else:
-                        outage.append(f"MLflow unavailable: {_short(exc)}")
+                        outage.append(f"MLflow unavailable: {short_text(exc)}")
                         failures[model] = outage[0]
 
         with ThreadPoolExecutor(max_workers=max(1, self.max_in_flight)) as pool:
@@ -269,8 +270,3 @@ class MetricsWriter:
 def _is_rejection(exc: MlflowException) -> bool:
     status = exc.get_http_status_code()
     return 400 <= status < 500 and status not in (408, 429)
-
-
-def _short(value: object, limit: int = 300) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -27,7 +27,7 @@ from litellm_mlflow.sink import v2_trace_calls
 from litellm_mlflow.sink.otlp_writer import DEADLINE_REASON
 from litellm_mlflow.sink.stored_traces import EVENT_ID_TAG
 from litellm_mlflow.sink.trace_builder import BuiltTrace
-from litellm_mlflow.sink.transport import RequestRejected, Transport
+from litellm_mlflow.sink.transport import RequestRejected, Transport, short_text
 
 
 @dataclass
@@ -68,9 +68,9 @@ class SdkTraceWriter:
                 self._write_one(trace, deadline)
             except Exception as exc:
                 if _is_rejection(exc):
-                    failures[trace.trace_id] = f"MLflow rejected the trace: {_short(exc)}"
+                    failures[trace.trace_id] = f"MLflow rejected the trace: {short_text(exc)}"
                 else:
-                    outage.append(f"MLflow unavailable: {_short(exc)}")
+                    outage.append(f"MLflow unavailable: {short_text(exc)}")
                     failures[trace.trace_id] = outage[0]
 
         with ThreadPoolExecutor(max_workers=max(1, self.max_in_flight)) as pool:
@@ -106,7 +106,7 @@ class SdkTraceWriter:
                 self._count()
                 self.client._upload_trace_data(stored, TraceData(spans=[trace.span]))
             except Exception as exc:
-                failures[trace.trace_id] = f"could not finish the stored trace: {_short(exc)}"
+                failures[trace.trace_id] = f"could not finish the stored trace: {short_text(exc)}"
 
         with ThreadPoolExecutor(max_workers=max(1, self.max_in_flight)) as pool:
             list(pool.map(finish, found))
@@ -183,8 +183,3 @@ def _is_rejection(exc: Exception) -> bool:
         status = exc.status if isinstance(exc, RequestRejected) else exc.get_http_status_code()
         return 400 <= status < 500 and status not in (408, 429)
     return isinstance(exc, (ValueError, TypeError))
-
-
-def _short(value: object, limit: int = 300) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."

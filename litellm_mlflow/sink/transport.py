@@ -84,15 +84,16 @@ class Transport:
                 raise_on_status=False,
             )
         except requests.exceptions.RequestException as exc:
-            raise ServerUnavailable(f"{method} {endpoint}: {type(exc).__name__}: {_short(exc)}") from exc
+            raise ServerUnavailable(f"{method} {endpoint}: {type(exc).__name__}: {short_text(exc)}") from exc
         except Exception as exc:  # mlflow wraps exhausted retries in MlflowException
-            raise ServerUnavailable(f"{method} {endpoint}: {_short(exc)}") from exc
+            raise ServerUnavailable(f"{method} {endpoint}: {short_text(exc)}") from exc
         if response.status_code >= 500 or response.status_code in (408, 429):
-            message = f"{method} {endpoint}: HTTP {response.status_code}: {_short(response.text)}"
+            message = f"{method} {endpoint}: HTTP {response.status_code}: {short_text(response.text)}"
             raise ServerUnavailable(message, response.status_code)
         return response
 
 
-def _short(value: object, limit: int = 300) -> str:
+def short_text(value: object, limit: int = 300) -> str:
+    """A failure reason short enough for a log line and a DLQ attribute (server answers can be whole pages)."""
     text = str(value)
     return text if len(text) <= limit else text[:limit] + "..."

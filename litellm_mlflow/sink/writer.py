@@ -22,7 +22,7 @@ from litellm_mlflow.sink.otlp_spans_writer import OtlpSpansTraceWriter
 from litellm_mlflow.sink.otlp_writer import GZIP_MIN_BYTES, OtlpEndpointMissing, OtlpTraceWriter
 from litellm_mlflow.sink.server_caps import ServerCapabilities, TraceWriteMode, detect
 from litellm_mlflow.sink.trace_builder import BuiltTrace, build_trace
-from litellm_mlflow.sink.transport import ServerUnavailable, Transport
+from litellm_mlflow.sink.transport import ServerUnavailable, Transport, short_text
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class MlflowSink:
         try:
             self.ensure_ready(deadline)
         except Exception as exc:
-            reason = f"MLflow not reachable or not usable at setup: {type(exc).__name__}: {_short(exc)}"
+            reason = f"MLflow not reachable or not usable at setup: {type(exc).__name__}: {short_text(exc)}"
             result.failed = dict.fromkeys(range(len(events)), reason)
             return result
         assert self.experiment_id is not None
@@ -220,7 +220,7 @@ class MlflowSink:
             try:
                 trace = build_trace(event, self.experiment_id)
             except Exception as exc:
-                result.failed[index] = f"cannot build a trace from the event: {type(exc).__name__}: {_short(exc)}"
+                result.failed[index] = f"cannot build a trace from the event: {type(exc).__name__}: {short_text(exc)}"
                 result.permanent.add(index)
                 continue
             traces.setdefault(trace.trace_id, trace)
@@ -232,7 +232,7 @@ class MlflowSink:
         try:
             already_stored = lookup.stored(list(traces.values()))
         except Exception as exc:  # unreachable mid-batch: nothing is known stored, SQS redelivers all of it
-            reason = f"MLflow unavailable while looking up stored traces: {type(exc).__name__}: {_short(exc)}"
+            reason = f"MLflow unavailable while looking up stored traces: {type(exc).__name__}: {short_text(exc)}"
             trace_failures = dict.fromkeys(traces, reason)
             already_stored = set()
         else:
@@ -275,7 +275,7 @@ class MlflowSink:
         try:
             metric_failures = metrics_writer.write(stored, deadline, already_stored=stored_before)
         except Exception as exc:
-            reason = f"MLflow unavailable while writing metrics: {type(exc).__name__}: {_short(exc)}"
+            reason = f"MLflow unavailable while writing metrics: {type(exc).__name__}: {short_text(exc)}"
             metric_failures = {event.event_id: reason for event in stored}
         result.metric_requests = metrics_writer.requests_sent - metric_before
         _fail(result, events, metric_failures)
@@ -287,7 +287,7 @@ class MlflowSink:
         try:
             self._late_marker.mark(stored)
         except Exception as exc:
-            reason = f"stored, but the rollup could not be told about it: {type(exc).__name__}: {_short(exc)}"
+            reason = f"stored, but the rollup could not be told about it: {type(exc).__name__}: {short_text(exc)}"
             return dict.fromkeys((event.event_id for event in stored), reason)
         return {}
 
@@ -314,11 +314,6 @@ def resolve_experiment(client, name: str) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
-
-
-def _short(value: object, limit: int = 300) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 __all__ = ["MlflowSink", "ServerUnavailable", "SinkConfigError", "SinkSettings", "WriteResult"]
