@@ -43,16 +43,17 @@ def one_run(stack, recorder: EndTimes, calls: int, rate: float, tag: str) -> lis
     from litellm_mlflow.mlflow_queries import search_traces
 
     recorder.ended.clear()
-    seen: dict[str, float] = {}
+    seen: dict[str, float] = {}  # trace id -> when first seen
+    experiment_ids: set[str] = set()
     give_up = threading.Event()
 
     def watch() -> None:
         while len(seen) < calls and not give_up.is_set():
             now = time.time()
-            # Each run's calls go to their own model group (the trace name); the trace's client request id is
-            # LiteLLM's call id.
+            # Each run's calls go to their own model group (the trace name).
             for trace in search_traces(stack.mlflow.url, EXPERIMENT, f"trace.name = '{tag}'"):
-                seen.setdefault(trace.info.client_request_id or "", now)
+                seen.setdefault(trace.info.trace_id, now)
+                experiment_ids.add(trace.info.experiment_id)
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -70,7 +71,18 @@ def one_run(stack, recorder: EndTimes, calls: int, rate: float, tag: str) -> lis
         time.sleep(max(0.0, next_at - time.monotonic()))
     watcher.join(timeout=120)
     give_up.set()
-    return [seen[call_id] - end for call_id, end in recorder.ended.items() if call_id in seen]
+    # A trace's id is derived from its event id, which is LiteLLM's call id (the OTLP path sets no client request id).
+    by_call = {
+        call_id: trace_id_of(experiment_id, call_id) for experiment_id in experiment_ids for call_id in recorder.ended
+    }
+    return [seen[by_call[call_id]] - end for call_id, end in recorder.ended.items() if by_call.get(call_id) in seen]
+
+
+def trace_id_of(experiment_id: str, call_id: str) -> str:
+    from litellm_mlflow.sink.trace_builder import TRACE_REQUEST_ID_PREFIX, derived_ids
+
+    otel_trace_id, _ = derived_ids(experiment_id, call_id)
+    return f"{TRACE_REQUEST_ID_PREFIX}{otel_trace_id:032x}"
 
 
 def measure(runs: int, calls: int, rate: float, workdir: Path) -> list[list[float]]:
