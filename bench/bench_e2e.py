@@ -36,15 +36,15 @@ class EndTimes(CustomLogger):
         self.ended[kwargs["standard_logging_object"]["litellm_call_id"]] = time.time()
 
 
-def one_run(stack, recorder: EndTimes, calls: int, rate: float, tag: str) -> list[float]:
+def one_run(stack, recorder: EndTimes, experiment_id: str, calls: int, rate: float, tag: str) -> list[float]:
     """Latencies (seconds) of `calls` calls made at `rate` per second, from call end to visible in MLflow."""
     import litellm
 
     from litellm_mlflow.mlflow_queries import search_traces
+    from litellm_mlflow.sink.trace_builder import trace_id_for
 
     recorder.ended.clear()
     seen: dict[str, float] = {}  # trace id -> when first seen
-    experiment_ids: set[str] = set()
     give_up = threading.Event()
 
     def watch() -> None:
@@ -53,7 +53,6 @@ def one_run(stack, recorder: EndTimes, calls: int, rate: float, tag: str) -> lis
             # Each run's calls go to their own model group (the trace name).
             for trace in search_traces(stack.mlflow.url, EXPERIMENT, f"trace.name = '{tag}'"):
                 seen.setdefault(trace.info.trace_id, now)
-                experiment_ids.add(trace.info.experiment_id)
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -71,18 +70,9 @@ def one_run(stack, recorder: EndTimes, calls: int, rate: float, tag: str) -> lis
         time.sleep(max(0.0, next_at - time.monotonic()))
     watcher.join(timeout=120)
     give_up.set()
-    # A trace's id is derived from its event id, which is LiteLLM's call id (the OTLP path sets no client request id).
-    by_call = {
-        call_id: trace_id_of(experiment_id, call_id) for experiment_id in experiment_ids for call_id in recorder.ended
-    }
-    return [seen[by_call[call_id]] - end for call_id, end in recorder.ended.items() if by_call.get(call_id) in seen]
-
-
-def trace_id_of(experiment_id: str, call_id: str) -> str:
-    from litellm_mlflow.sink.trace_builder import TRACE_REQUEST_ID_PREFIX, derived_ids
-
-    otel_trace_id, _ = derived_ids(experiment_id, call_id)
-    return f"{TRACE_REQUEST_ID_PREFIX}{otel_trace_id:032x}"
+    # A call's trace id is derived from its event id, LiteLLM's call id (the OTLP path sets no client request id).
+    ended = {trace_id_for(experiment_id, call_id): end for call_id, end in recorder.ended.items()}
+    return [seen[trace_id] - end for trace_id, end in ended.items() if trace_id in seen]
 
 
 def measure(runs: int, calls: int, rate: float, workdir: Path) -> list[list[float]]:
@@ -91,7 +81,7 @@ def measure(runs: int, calls: int, rate: float, workdir: Path) -> list[list[floa
 
     from litellm_mlflow.local.demo import quiet_consumer_logs
     from litellm_mlflow.local.stack import LocalStack, LocalStackOptions
-    from litellm_mlflow.mlflow_queries import search_traces
+    from litellm_mlflow.mlflow_queries import experiment_id, search_traces
     from litellm_mlflow.publish.litellm_logger import SqsEventLogger
 
     quiet_consumer_logs()
@@ -107,7 +97,9 @@ def measure(runs: int, calls: int, rate: float, workdir: Path) -> list[list[floa
         deadline = time.monotonic() + 120
         while not search_traces(stack.mlflow.url, EXPERIMENT) and time.monotonic() < deadline:
             time.sleep(0.1)
-        results = [one_run(stack, recorder, calls, rate, tag=f"r{run}") for run in range(runs)]
+        experiment = experiment_id(stack.mlflow.url, EXPERIMENT)
+        assert experiment is not None, "the warm-up call's trace never appeared in MLflow"
+        results = [one_run(stack, recorder, experiment, calls, rate, tag=f"r{run}") for run in range(runs)]
         publisher.close(timeout=30)
     return results
 

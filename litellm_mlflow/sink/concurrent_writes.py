@@ -85,9 +85,8 @@ class ConcurrentWriteCheck:
         failures = self.totals_writer.write(wrong, deadline)
         self.requests_sent += self.totals_writer.requests_sent - before
         self.repaired += len(wrong) - len(failures)
-        logger.info(
-            "concurrent delivery: %d of %d traces had other totals than their call; rewritten", len(wrong), len(traces)
-        )
+        logger.info("concurrent delivery: %d of %d traces had other totals than their call; %d rewritten",
+                    len(wrong), len(traces), len(wrong) - len(failures))  # fmt: skip
         return {trace_id: f"stored with wrong totals, not repaired: {reason}" for trace_id, reason in failures.items()}
 
     def _drop_duplicates(

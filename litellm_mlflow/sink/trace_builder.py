@@ -80,8 +80,7 @@ class BuiltTrace:
 
     @property
     def trace_id(self) -> str:
-        """MLflow's id for the trace: `tr-` + the 32 hex digits of the OpenTelemetry trace id."""
-        return f"{TRACE_REQUEST_ID_PREFIX}{self.otel_trace_id:032x}"
+        return mlflow_trace_id(self.otel_trace_id)
 
     def trace_info(self) -> TraceInfo:
         """The TraceInfo the SDK path sends with StartTraceV3 (tags and metadata included), with the trace-level token
@@ -113,12 +112,22 @@ def derived_ids(experiment_id: str, event_id: str) -> tuple[int, int]:
     return trace_id, span_id
 
 
+def mlflow_trace_id(otel_trace_id: int) -> str:
+    """MLflow's id for a trace: `tr-` + the 32 hex digits of the OpenTelemetry trace id."""
+    return f"{TRACE_REQUEST_ID_PREFIX}{otel_trace_id:032x}"
+
+
+def trace_id_for(experiment_id: str, event_id: str) -> str:
+    """The MLflow trace id an event gets in an experiment, whichever consumer writes it (what a reader can look for)."""
+    return mlflow_trace_id(derived_ids(experiment_id, event_id)[0])
+
+
 def build_trace(event: LLMCallEvent, experiment_id: str) -> BuiltTrace:
     """The trace for one event; raises (ValueError/TypeError) only for events that cannot be represented."""
     otel_trace_id, span_id = derived_ids(experiment_id, event.event_id)
     start_ns = _to_ns(event.start_time)
     end_ns = max(start_ns, _to_ns(event.end_time))
-    trace_id = f"{TRACE_REQUEST_ID_PREFIX}{otel_trace_id:032x}"
+    trace_id = mlflow_trace_id(otel_trace_id)
 
     attributes = _span_attributes(event, trace_id)
     events = []
